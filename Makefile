@@ -1,0 +1,44 @@
+# Every target installs what it needs: a fresh clone runs `make demo` or `make test` directly.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+
+.PHONY: install demo test bench lint format clean
+
+install: $(STAMP)
+
+# Real Fashion-MNIST from Debian (no download at run time); the IDX loader tests read it.
+$(FASHION_MNIST):
+	apt-get install -y -q dataset-fashion-mnist || \
+	  (apt-get update -q && apt-get install -y -q dataset-fashion-mnist)
+
+# torch==2.13.0 first: it is the CPU wheel on disk; a bare range could pull a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/deimos demo
+
+test: $(STAMP) $(FASHION_MNIST)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) -m benchmarks.acquisition
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy deimos models benchmarks
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

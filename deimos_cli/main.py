@@ -1,0 +1,113 @@
+"""`deimos` console script.
+
+Exit codes: 0 success, 2 bad input (one-line reason on stderr), 1 internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from deimos.errors import InputError
+
+logger = logging.getLogger("deimos")
+
+
+def _load_array(path: Path, what: str) -> np.ndarray:
+    if not path.is_file():
+        raise InputError(f"{path}: {what} file not found")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise InputError(f"{path}: cannot read {what} as a .npy array ({exc})") from exc
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def cmd_select(args: argparse.Namespace) -> int:
+    """Pick a batch from saved fixed-mask predictions with any registered method."""
+    from deimos.registry import get_selector
+
+    preds = _load_array(args.preds, "predictions")
+    kwargs: dict[str, object] = {}
+    if args.pool_preds is not None:
+        kwargs["pool_preds"] = _load_array(args.pool_preds, "pool predictions")
+    if args.candidates is not None:
+        kwargs["candidates"] = _load_array(args.candidates, "candidate indices")
+    if args.method == "deimos":
+        if args.tau_inv is None:
+            raise InputError("--tau-inv is required for --method deimos")
+        kwargs["tau_inv"] = args.tau_inv
+    elif args.method == "random":
+        kwargs["seed"] = args.seed
+    select = get_selector(args.method)
+    selection = select(preds, args.batch_size, **kwargs)
+    lines = ["rank,index,gain"]
+    lines += [
+        f"{r},{i},{g:.10g}"
+        for r, (i, g) in enumerate(zip(selection.indices, selection.gains, strict=True))
+    ]
+    text = "\n".join(lines) + "\n"
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        _write_text_atomic(args.out, text)
+        print(f"wrote {len(selection)} picks to {args.out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="deimos", description="Active learning for lab loops.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("select", help="pick a batch from fixed-mask predictions (.npy)")
+    p.add_argument("--preds", type=Path, required=True, help="(n, J) or (n, c, J) .npy sample")
+    p.add_argument("--batch-size", type=int, required=True)
+    p.add_argument("--method", default="deimos", help="deimos, random, maxvar, maxent, bald, ...")
+    p.add_argument("--tau-inv", type=float, help="tau^-1 (regression) or tau_s^-1 (classification)")
+    p.add_argument("--pool-preds", type=Path, help="(m, J) / (m, c, J) .npy of pool points")
+    p.add_argument("--candidates", type=Path, help=".npy of integer indices that may be picked")
+    p.add_argument("--seed", type=int, default=0, help="seed for --method random")
+    p.add_argument("--out", type=Path, help="CSV to write (default: stdout)")
+    p.set_defaults(handler=cmd_select)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except InputError as exc:
+        print(f"deimos: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception:
+        logger.exception("internal error")
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

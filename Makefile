@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: install demo test bench lint format clean
+.PHONY: install demo test bench study lint format clean
 
 install: $(STAMP)
 
@@ -30,11 +30,15 @@ test: $(STAMP) $(FASHION_MNIST)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.acquisition
+	$(PY) -m benchmarks.prediction
+
+study: $(STAMP)
+	$(PY) -m deimos.batch_optimality --out out/batch_optimality
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy deimos models benchmarks
+	$(VENV)/bin/mypy deimos deimos_cli models benchmarks
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .

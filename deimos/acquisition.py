@@ -262,17 +262,22 @@ def _greedy_classification(
 
         F_n = F_C[best]  # (c, J)
         U = M @ F_n.T  # (J, c)
-        A = torch.linalg.inv(F_n @ U + tau_s * eye_c)  # (c, c)
-        GU = G @ U  # (J, c)
-        BC = (F_C_flat @ torch.cat([U, M @ GU], dim=1)).reshape(m, n_classes, 2 * n_classes)
-        B, C = BC[..., :n_classes], BC[..., n_classes:]  # B_x = F_x U, C_x = F_x M G U
-        BA = (B.reshape(-1, n_classes) @ A).reshape(m, n_classes, n_classes)
-        K = U.T @ GU  # (c, c)
-        # Q' = Q - BA C^T - C (BA)^T + BA K (BA)^T = Q - BA E^T - E (BA)^T, E = C - BA K / 2
-        BAK = (BA.reshape(-1, n_classes) @ K).reshape(m, n_classes, n_classes)
-        E = torch.sub(C, BAK, alpha=0.5)
-        P.sub_(BA @ B.transpose(1, 2))
-        cross = BA @ E.transpose(1, 2)
+        # Fold A = (V_nn + tau_s^-1 I)^-1 = W W^T into the update vectors (W = L^-T for the
+        # Cholesky factor L of V_nn + tau_s^-1 I): M' = M - U A U^T = M - U~ U~^T, U~ = U W.
+        chol_n = torch.linalg.cholesky(F_n @ U + tau_s * eye_c)  # (c, c)
+        W = torch.linalg.solve_triangular(chol_n, eye_c, upper=False).T  # (c, c)
+        U_w = U @ W  # (J, c)
+        Y_w = M @ (G @ U_w)  # (J, c)
+        K_w = U_w.T @ (G @ U_w)  # (c, c)
+        BC = (F_C_flat @ torch.cat([U_w, Y_w], dim=1)).reshape(m, n_classes, 2 * n_classes)
+        B, C = BC[..., :n_classes], BC[..., n_classes:]  # B_x = F_x U~, C_x = F_x M G U~
+        # Q' = F_x M' G M' F_x^T = Q - B C^T - C B^T + B K~ B^T = Q - B E^T - E B^T,
+        # E = C - B K~ / 2
+        E = torch.sub(
+            C, (B.reshape(-1, n_classes) @ K_w).reshape(m, n_classes, n_classes), alpha=0.5
+        )
+        P.sub_(B @ B.transpose(1, 2))
+        cross = B @ E.transpose(1, 2)
         Q.sub_(cross).sub_(cross.transpose(1, 2))
-        M.sub_(U @ A @ U.T)
+        M.sub_(U_w @ U_w.T)
     return picks, gains

@@ -1,0 +1,52 @@
+"""Figures people would rather look at than tables. matplotlib's Agg canvas, no pyplot state."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+
+def plot_learning_curves(
+    curves: pd.DataFrame,
+    path: Path,
+    *,
+    metric: str = "test_mse",
+    x: str = "n_labels",
+    title: str = "Learning curves",
+) -> Path:
+    """Plot `metric` against `x` per method (mean +/- 1 sd over seeds if a `seed` column exists).
+
+    The PNG is written to a temporary file and renamed, so a reader never sees half an image.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.0, 4.0), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    for method, group in curves.groupby("method", sort=False):
+        stats = group.groupby(x)[metric].agg(["mean", "std"]).reset_index()
+        ax.plot(stats[x], stats["mean"], marker="o", label=str(method))
+        if stats["std"].notna().any():
+            sd = stats["std"].fillna(0.0)
+            ax.fill_between(stats[x], stats["mean"] - sd, stats["mean"] + sd, alpha=0.2)
+    ax.set_xlabel(x.replace("_", " "))
+    ax.set_ylabel(metric.replace("_", " "))
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -104,6 +104,68 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train a SplicingCNN from scratch on the labelled sequences of a FASTA pool."""
+    from deimos.datasets import split_indices
+    from deimos.labels import aggregate_replicates, read_label_file
+    from deimos.sequences import one_hot, read_fasta
+    from deimos.training import TrainConfig, save_model, train_model
+    from models.splicing import SplicingCNN
+
+    pool = read_fasta(args.fasta, length=args.length)
+    labels = aggregate_replicates(read_label_file(args.labels, value_column=args.value_column),
+                                  value_column=args.value_column)  # fmt: skip
+    row_of = {seq_id: row for row, seq_id in enumerate(pool.ids)}
+    unknown = [i for i in labels["id"] if i not in row_of]
+    if unknown:
+        raise InputError(f"{args.labels}: ids not in {args.fasta}: {', '.join(unknown[:5])}")
+    if len(labels) < 4:
+        raise InputError(f"{args.labels}: {len(labels)} labelled sequences; at least 4 needed")
+    rows = np.array([row_of[i] for i in labels["id"]])
+    X = one_hot(pool)[rows]
+    y = labels["value"].to_numpy(dtype=np.float32)
+    n_val = max(1, round(args.val_fraction * len(rows)))
+    train_idx, val_idx = split_indices(len(rows), seed=args.seed, sizes=(len(rows) - n_val, n_val))
+    config = TrainConfig(task="regression", epochs=args.epochs, seed=args.seed)
+    model, result = train_model(
+        SplicingCNN(seq_length=args.length, seed=args.seed),
+        X[train_idx], y[train_idx], X[val_idx], y[val_idx], config,
+    )  # fmt: skip
+    save_model(model, args.out)
+    print(
+        f"trained on {len(train_idx)} sequences (validation {n_val}): best epoch "
+        f"{result.best_epoch}, validation MSE {result.best_val_loss:.4f}; wrote {args.out}"
+    )
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Fixed-mask MC-dropout predictions of every sequence of a FASTA pool, as a .npy."""
+    from deimos.mc_dropout import predict_fixed_masks
+    from deimos.sequences import one_hot, read_fasta
+    from deimos.training import load_model
+
+    model = load_model(args.model)
+    length = int(model.input_shape[-1])
+    pool = read_fasta(args.fasta, length=length)
+    preds = predict_fixed_masks(
+        model, one_hot(pool), n_masks=args.masks, seed=args.seed, progress=True
+    ).numpy()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=args.out.parent, prefix=f".{args.out.name}.", suffix=".npy")
+    os.close(fd)
+    try:
+        np.save(tmp, preds)
+        ids_path = args.out.with_suffix(".ids.txt")
+        _write_text_atomic(ids_path, "\n".join(pool.ids) + "\n")
+        os.replace(tmp, args.out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    print(f"wrote {args.out} {preds.shape} and {ids_path} ({len(pool.ids)} ids, row order)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="deimos", description="Active learning for lab loops.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -119,6 +181,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed for --method random")
     p.add_argument("--out", type=Path, help="CSV to write (default: stdout)")
     p.set_defaults(handler=cmd_select)
+
+    p = sub.add_parser("train", help="train a SplicingCNN on labelled sequences of a FASTA pool")
+    p.add_argument("--fasta", type=Path, required=True, help="pool of sequences (FASTA)")
+    p.add_argument("--labels", type=Path, required=True, help="CSV/XLSX with id and a value")
+    p.add_argument("--value-column", default="donor_usage")
+    p.add_argument("--length", type=int, default=101, help="sequence length of the model input")
+    p.add_argument("--epochs", type=int, default=200)
+    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, required=True, help="model file to write")
+    p.set_defaults(handler=cmd_train)
+
+    p = sub.add_parser("predict", help="fixed-mask MC-dropout predictions of a FASTA pool")
+    p.add_argument("--model", type=Path, required=True, help="a file written by deimos train")
+    p.add_argument("--fasta", type=Path, required=True)
+    p.add_argument("--masks", type=int, default=50, help="number of fixed dropout masks J")
+    p.add_argument("--seed", type=int, default=0, help="seed of the masks")
+    p.add_argument("--out", type=Path, required=True, help=".npy to write; ids go beside it")
+    p.set_defaults(handler=cmd_predict)
 
     p = sub.add_parser("demo", help="simulated splicing campaign: DEIMOS vs random")
     p.add_argument("--dir", type=Path, default=Path("out/demo"), help="where results go")

@@ -155,13 +155,28 @@ def test_torch_input_float64_matches_numpy_and_returns_python_types():
     assert a.method == "deimos"
 
 
-def test_float32_path_agrees_with_float64():
+def test_float32_precision_agrees_with_float64_for_regression():
     rng = np.random.default_rng(5)
     preds = rng.normal(size=(500, 20))
     exact = select_deimos(preds, 10, tau_inv=0.1)
-    fast = select_deimos(preds.astype(np.float32), 10, tau_inv=0.1)
+    fast = select_deimos(preds, 10, tau_inv=0.1, precision="float32")
     assert fast.indices[:5] == exact.indices[:5]
     np.testing.assert_allclose(fast.gains, exact.gains, rtol=1e-3)
+
+
+def test_float32_input_is_computed_in_float64_by_default():
+    rng = np.random.default_rng(6)
+    probs = _probs(rng, 40, 4, 10).astype(np.float32)
+    got = select_deimos(probs, 8, tau_inv=1e-3)
+    _assert_same(got, dense_select(probs.astype(np.float64), 8, 1e-3))
+
+
+def test_float32_precision_is_refused_for_classification():
+    probs = _probs(np.random.default_rng(0), 6, 3, 5)
+    with pytest.raises(InputError, match="precision='float32' is for regression only"):
+        select_deimos(probs, 1, tau_inv=1e-3, precision="float32")
+    with pytest.raises(InputError, match="precision must be 'float64' or 'float32'"):
+        select_deimos(probs, 1, tau_inv=1e-3, precision="float16")
 
 
 def test_does_not_modify_inputs():

@@ -59,7 +59,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -70,6 +69,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from deimos.atomic import write_text_atomic
 from deimos.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -553,16 +553,7 @@ def _atomic_write(path: Path, text: str) -> Path:
     parent = path.parent
     if not parent.is_dir():
         raise InputError(f"cannot write {path}: directory {parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, text)
     return path
 
 

@@ -37,7 +37,6 @@ import logging
 import math
 import os
 import re
-import tempfile
 import unicodedata
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -49,6 +48,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from deimos.atomic import write_bytes_atomic
 from deimos.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -829,19 +829,4 @@ def _write_log(path: Path, old_text: str, new_entries: list[dict[str, Any]]) -> 
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    # The rename itself is durable only once the directory entry is on disk.
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_bytes_atomic(path, data)

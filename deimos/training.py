@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import pickle
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 from torch.nn import functional
 
+from deimos.atomic import replacing
 from deimos.errors import InputError
 from deimos.mc_dropout import check_inputs, default_device
 from models import MODEL_REGISTRY, DropoutModel
@@ -333,16 +333,8 @@ def save_model(model: DropoutModel, path: str | os.PathLike[str]) -> Path:
         "init_kwargs_json": json.dumps(model.init_kwargs, sort_keys=True),
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
     }
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with replacing(path) as tmp:
+        torch.save(payload, tmp)
     logger.info("event=save_model path=%s class=%s", path, name)
     return path
 

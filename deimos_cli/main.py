@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from deimos.atomic import replacing, write_text_atomic
 from deimos.errors import InputError
 
 logger = logging.getLogger("deimos")
@@ -31,14 +30,7 @@ def _load_array(path: Path, what: str) -> np.ndarray:
 
 def _write_text_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, text)
 
 
 def cmd_select(args: argparse.Namespace) -> int:
@@ -152,16 +144,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
         model, one_hot(pool), n_masks=args.masks, seed=args.seed, progress=True
     ).numpy()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=args.out.parent, prefix=f".{args.out.name}.", suffix=".npy")
-    os.close(fd)
-    try:
-        np.save(tmp, preds)
-        ids_path = args.out.with_suffix(".ids.txt")
+    ids_path = args.out.with_suffix(".ids.txt")
+    with replacing(args.out) as tmp:
+        with open(tmp, "wb") as handle:
+            np.save(handle, preds)
         _write_text_atomic(ids_path, "\n".join(pool.ids) + "\n")
-        os.replace(tmp, args.out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     print(f"wrote {args.out} {preds.shape} and {ids_path} ({len(pool.ids)} ids, row order)")
     return 0
 

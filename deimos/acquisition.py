@@ -36,10 +36,7 @@ from deimos.errors import InputError
 from deimos.selection import (
     ArrayLike,
     Selection,
-    as_tensor,
-    check_batch_size,
-    check_candidates,
-    check_predictions,
+    check_sample_and_pool,
     to_selection,
 )
 
@@ -100,25 +97,8 @@ def select_deimos(
         InputError: (a ValueError) for wrong shapes, J < 2, NaN/inf, a bad tau_inv, a batch size
             larger than the number of candidates, or bad candidate indices.
     """
-    sample = as_tensor(preds, "preds")
-    check_predictions(sample, "preds")
-    if pool_preds is not None:
-        pool = as_tensor(pool_preds, "pool_preds")
-        check_predictions(pool, "pool_preds")
-        if pool.ndim != sample.ndim or pool.shape[1:] != sample.shape[1:]:
-            raise InputError(
-                f"pool_preds shape {tuple(pool.shape)} does not match preds shape "
-                f"{tuple(sample.shape)} beyond the first axis (same classes and masks needed)"
-            )
-        if pool.device != sample.device:
-            raise InputError(f"pool_preds is on {pool.device} but preds is on {sample.device}")
-    else:
-        pool = None
+    sample, pool, cand_idx = check_sample_and_pool(preds, pool_preds, candidates, batch_size)
     tau = _check_tau_inv(tau_inv, classification=sample.ndim == 3)
-
-    n_candidate_space = (pool if pool is not None else sample).shape[0]
-    cand_idx = check_candidates(candidates, n_candidate_space)
-    check_batch_size(batch_size, cand_idx.numel())
 
     dtype = _compute_dtype(precision, classification=sample.ndim == 3)
     F_S = centred_factors(sample.to(dtype))

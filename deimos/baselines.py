@@ -28,7 +28,7 @@ from deimos.selection import (
     as_tensor,
     check_batch_size,
     check_candidates,
-    check_predictions,
+    check_sample_and_pool,
     to_selection,
 )
 
@@ -377,21 +377,8 @@ def _pickable(
     preds: ArrayLike, pool_preds: ArrayLike | None, candidates: Any, batch_size: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Validate inputs; return the pickable points' predictions and candidate indices into them."""
-    sample = as_tensor(preds, "preds")
-    check_predictions(sample, "preds")
-    points = sample
-    if pool_preds is not None:
-        pool = as_tensor(pool_preds, "pool_preds")
-        check_predictions(pool, "pool_preds")
-        if pool.ndim != sample.ndim or pool.shape[1:] != sample.shape[1:]:
-            raise InputError(
-                f"pool_preds shape {tuple(pool.shape)} does not match preds shape "
-                f"{tuple(sample.shape)} beyond the first axis (same classes and masks needed)"
-            )
-        points = pool
-    cand_idx = check_candidates(candidates, points.shape[0])
-    check_batch_size(batch_size, cand_idx.numel())
-    return points, cand_idx
+    sample, pool, cand_idx = check_sample_and_pool(preds, pool_preds, candidates, batch_size)
+    return (pool if pool is not None else sample), cand_idx
 
 
 def _classification_candidates(

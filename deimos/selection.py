@@ -129,3 +129,34 @@ def to_selection(indices: Sequence[int], gains: Sequence[float], method: str) ->
         gains=tuple(float(g) for g in gains),
         method=method,
     )
+
+
+def check_sample_and_pool(
+    preds: ArrayLike, pool_preds: ArrayLike | None, candidates: Any, batch_size: int
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """Validate an acquisition call's inputs.
+
+    Returns:
+        The sample predictions, the pool predictions (or None), and the candidate indices as an
+        int64 CPU tensor: into the pool when one is given, else into the sample.
+
+    Raises:
+        InputError: bad predictions, a pool whose classes/masks or device differ from the
+            sample's, bad candidate indices, or a batch larger than the candidates.
+    """
+    sample = as_tensor(preds, "preds")
+    check_predictions(sample, "preds")
+    pool = None
+    if pool_preds is not None:
+        pool = as_tensor(pool_preds, "pool_preds")
+        check_predictions(pool, "pool_preds")
+        if pool.ndim != sample.ndim or pool.shape[1:] != sample.shape[1:]:
+            raise InputError(
+                f"pool_preds shape {tuple(pool.shape)} does not match preds shape "
+                f"{tuple(sample.shape)} beyond the first axis (same classes and masks needed)"
+            )
+        if pool.device != sample.device:
+            raise InputError(f"pool_preds is on {pool.device} but preds is on {sample.device}")
+    cand_idx = check_candidates(candidates, (pool if pool is not None else sample).shape[0])
+    check_batch_size(batch_size, cand_idx.numel())
+    return sample, pool, cand_idx

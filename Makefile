@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: install demo test bench study lint format clean
+.PHONY: install demo data test bench study lint format clean
 
 install: $(STAMP)
 
@@ -22,8 +22,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# A simulated 3-round campaign through Prefect (temporary local server) and DVC, in out/demo.
 demo: $(STAMP)
 	$(VENV)/bin/deimos demo
+
+# The project's own default campaign: rebuild data/ byte for byte (it matches data.dvc).
+data: $(STAMP)
+	$(VENV)/bin/deimos regenerate --campaign .
 
 test: $(STAMP) $(FASHION_MNIST)
 	$(PY) -m pytest -q
@@ -38,7 +43,7 @@ study: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy deimos deimos_cli models benchmarks
+	$(VENV)/bin/mypy deimos deimos_cli models benchmarks tasks flows
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch.nn import functional
+from tqdm.auto import tqdm
 
 from deimos.atomic import replacing
 from deimos.errors import InputError
@@ -145,6 +146,8 @@ def train_model(
     X_val: np.ndarray | torch.Tensor,
     y_val: np.ndarray | torch.Tensor,
     config: TrainConfig,
+    *,
+    progress: bool = False,
 ) -> tuple[DropoutModel, TrainResult]:
     """Train `model` in place with Adam and early stopping on the validation loss.
 
@@ -159,6 +162,7 @@ def train_model(
         X_val: `(n_val, *model.input_shape)` validation inputs.
         y_val: `(n_val,)` validation targets.
         config: settings; `config.task` must equal `model.task`.
+        progress: show a tqdm bar over epochs with the validation loss.
 
     Returns:
         The model (on the training device, in eval mode, holding the best epoch's weights) and
@@ -190,16 +194,19 @@ def train_model(
     best_epoch, best_state = -1, None
     with torch.random.fork_rng(devices=rng_devices):
         torch.manual_seed(config.seed)
-        for epoch in range(config.epochs):
+        bar = tqdm(range(config.epochs), desc="training", unit="epoch", disable=not progress)
+        for epoch in bar:
             train_losses.append(
                 _train_epoch(model, optimizer, Xt, yt, config.batch_size, shuffle_gen, dev)
             )
             val_losses.append(_evaluate(model, Xv, yv, config.batch_size, dev))
+            bar.set_postfix(val_loss=f"{val_losses[-1]:.4g}", refresh=False)
             if best_epoch < 0 or val_losses[-1] < val_losses[best_epoch]:
                 best_epoch = epoch
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             elif epoch - best_epoch >= config.patience:
                 break
+        bar.close()
     assert best_state is not None
     model.load_state_dict(best_state)
     model.eval()
@@ -333,8 +340,10 @@ def save_model(model: DropoutModel, path: str | os.PathLike[str]) -> Path:
         "init_kwargs_json": json.dumps(model.init_kwargs, sort_keys=True),
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
     }
-    with replacing(path) as tmp:
-        torch.save(payload, tmp)
+    # torch.save names the zip archive after the file it is given; saving through a handle gives
+    # a fixed name, so the same weights always make the same bytes (DVC and audits compare them).
+    with replacing(path) as tmp, open(tmp, "wb") as handle:
+        torch.save(payload, handle)
     logger.info("event=save_model path=%s class=%s", path, name)
     return path
 

@@ -65,8 +65,8 @@ def cmd_select(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    """A simulated splicing campaign, DEIMOS against random, with a learning-curve plot."""
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """In-process simulated splicing campaign, DEIMOS against random, with a learning curve."""
     from deimos.plots import plot_learning_curves
     from deimos.simulation import SimulationConfig, run_simulated_campaign
 
@@ -188,15 +188,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help=".npy to write; ids go beside it")
     p.set_defaults(handler=cmd_predict)
 
-    p = sub.add_parser("demo", help="simulated splicing campaign: DEIMOS vs random")
-    p.add_argument("--dir", type=Path, default=Path("out/demo"), help="where results go")
+    p = sub.add_parser(
+        "simulate", help="in-process simulated campaign comparing methods (no Prefect/DVC)"
+    )
+    p.add_argument("--dir", type=Path, default=Path("out/simulate"), help="where results go")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--initial", type=int, default=200, help="labels before the first round")
     p.add_argument("--pool-size", type=int, default=5000)
     p.add_argument("--methods", nargs="+", default=["deimos", "random"])
     p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(handler=cmd_demo)
+    p.set_defaults(handler=cmd_simulate)
+
+    from deimos_cli import lab_loop
+
+    lab_loop.add_commands(sub)
     return parser
 
 

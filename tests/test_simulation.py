@@ -60,7 +60,16 @@ def test_bad_configuration_is_rejected(overrides, message):
 def test_demo_cli_rejects_bad_sizes_and_writes_nothing(tmp_path):
     out = tmp_path / "demo"
     result = subprocess.run(
-        [sys.executable, "-m", "deimos_cli.main", "demo", "--dir", str(out), "--pool-size", "50"],
+        [
+            sys.executable,
+            "-m",
+            "deimos_cli.main",
+            "simulate",
+            "--dir",
+            str(out),
+            "--pool-size",
+            "50",
+        ],
         capture_output=True,
         text=True,
     )
@@ -73,8 +82,8 @@ def test_demo_cli_rejects_bad_sizes_and_writes_nothing(tmp_path):
 def test_demo_cli_writes_curve_and_plot(tmp_path):
     out = tmp_path / "demo"
     result = subprocess.run(
-        [sys.executable, "-m", "deimos_cli.main", "demo", "--dir", str(out), "--pool-size", "300",
-         "--initial", "20", "--batch-size", "10", "--rounds", "1"],
+        [sys.executable, "-m", "deimos_cli.main", "simulate", "--dir", str(out),
+         "--pool-size", "300", "--initial", "20", "--batch-size", "10", "--rounds", "1"],
         capture_output=True,
         text=True,
     )  # fmt: skip

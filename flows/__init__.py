@@ -1,0 +1,1 @@
+"""Prefect flows of the lab loop: wiring only; the work is in `tasks/`."""

@@ -1,0 +1,376 @@
+"""A campaign on disk: its typed parameters, its file layout and its round state.
+
+A campaign is a git + DVC repository::
+
+    params.yaml            CampaignParams (what `dvc repro` and the flows read)
+    dvc.yaml, dvc.lock     the round pipeline prepare -> train -> predict -> select -> export
+    data.dvc               tracks data/
+    data/pool.fasta        every sequence that may be measured
+    data/test.fasta        simulated campaigns only: held-out sequences scored against the truth
+    data/labels/           the label store (deimos.labels.LabelStore)
+    data/requested.csv     id, round: every id sent to the lab in a closed round
+    data/round_log.jsonl   one JSON event per line (campaign created, round closed, labels in)
+    rounds/<k>/            the outputs of round k's stages (DVC outs)
+    reports/               per-round metrics table and learning curve (committed to git)
+    queue/                 the local lab queue: outbox/round-<k>/ and inbox/
+
+Round state: `params.yaml: round` is the round the pipeline computes. Round k is *exported*
+when dvc.lock records its export stage and the files exist; ingesting labels *closes* it (its
+ids go to requested.csv) and moves `round` to k + 1, so the next `dvc repro` starts round k + 1
+and round k's recorded outputs are never recomputed from newer labels.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from deimos.atomic import write_text_atomic
+from deimos.errors import InputError
+from deimos.simulation import REGRESSION_METHODS
+
+STAGES = ("prepare", "train", "predict", "select", "export")
+PARAMS_FILE = "params.yaml"
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    """SplicingCNN settings that a campaign may change."""
+
+    dropout_p: float = 0.2
+
+    def __post_init__(self) -> None:
+        _number(self.dropout_p, "model.dropout_p", low=0.0, high=1.0, open_high=True)
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """`deimos.training.TrainConfig` fields that a campaign sets (task is always regression)."""
+
+    epochs: int = 100
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay_C: float = 1.0  # noqa: N815  (the paper's C)
+    patience: int = 15
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "patience"):
+            _integer(getattr(self, name), f"train.{name}", minimum=1)
+        _number(self.lr, "train.lr", low=0.0, open_low=True)
+        _number(self.weight_decay_C, "train.weight_decay_C", low=0.0)
+
+
+@dataclass(frozen=True)
+class LabelParams:
+    """What the lab sends back: the value column and its allowed range."""
+
+    value_column: str = "donor_usage"
+    value_range: tuple[float, float] = (0.0, 1.0)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.value_column, str) or not self.value_column.strip():
+            raise InputError(
+                f"labels.value_column must be a column name, got {self.value_column!r}"
+            )
+        rng = self.value_range
+        if not isinstance(rng, list | tuple) or len(rng) != 2:
+            raise InputError(f"labels.value_range must be [low, high], got {rng!r}")
+        _number(rng[0], "labels.value_range[0]")
+        _number(rng[1], "labels.value_range[1]")
+        if not rng[0] < rng[1]:
+            raise InputError(f"labels.value_range must have low < high, got {list(rng)}")
+        object.__setattr__(self, "value_range", (float(rng[0]), float(rng[1])))
+
+
+@dataclass(frozen=True)
+class SimulationParams:
+    """How a simulated campaign's data is generated (byte-identically) and measured."""
+
+    pool_size: int = 5000
+    test_size: int = 1000
+    n_initial: int = 200
+    seed: int = 0
+    read_depth: float = 100.0
+
+    def __post_init__(self) -> None:
+        _integer(self.pool_size, "simulation.pool_size", minimum=2)
+        _integer(self.test_size, "simulation.test_size", minimum=1)
+        _integer(self.n_initial, "simulation.n_initial", minimum=4)
+        _integer(self.seed, "simulation.seed", minimum=0)
+        _number(self.read_depth, "simulation.read_depth", low=0.0, open_low=True)
+        if self.n_initial > self.pool_size:
+            raise InputError(
+                f"simulation.n_initial={self.n_initial} exceeds simulation.pool_size="
+                f"{self.pool_size}"
+            )
+
+
+@dataclass(frozen=True)
+class CampaignParams:
+    """Everything `params.yaml` sets; validated on construction (see `load_params`)."""
+
+    round: int = 0
+    seed: int = 0
+    sequence_length: int = 101
+    validation_fraction: float = 0.1
+    batch_size: int = 100
+    method: str = "deimos"
+    n_masks: int = 50
+    tau_factor: float = 0.15
+    queue_dir: str = "queue"
+    model: ModelParams = field(default_factory=ModelParams)
+    train: TrainParams = field(default_factory=TrainParams)
+    labels: LabelParams = field(default_factory=LabelParams)
+    simulation: SimulationParams | None = None
+
+    def __post_init__(self) -> None:
+        _integer(self.round, "round", minimum=0)
+        _integer(self.seed, "seed", minimum=0)
+        _integer(self.sequence_length, "sequence_length", minimum=16)
+        _number(self.validation_fraction, "validation_fraction", low=0.0, high=0.5, open_low=True)
+        _integer(self.batch_size, "batch_size", minimum=1)
+        _integer(self.n_masks, "n_masks", minimum=2)
+        _number(self.tau_factor, "tau_factor", low=0.0, open_low=True)
+        if self.method not in REGRESSION_METHODS:
+            raise InputError(
+                f"method must be one of {', '.join(REGRESSION_METHODS)}, got {self.method!r}"
+            )
+        if not isinstance(self.queue_dir, str) or not self.queue_dir:
+            raise InputError(f"queue_dir must be a directory name, got {self.queue_dir!r}")
+
+    def to_yaml_dict(self) -> dict[str, Any]:
+        """Plain data in `params.yaml` order (tuples as lists)."""
+        data = asdict(self)
+        data["labels"]["value_range"] = list(self.labels.value_range)
+        return data
+
+
+_SECTIONS: dict[str, type] = {
+    "model": ModelParams,
+    "train": TrainParams,
+    "labels": LabelParams,
+    "simulation": SimulationParams,
+}
+
+
+def params_from_mapping(raw: Any, source: str) -> CampaignParams:
+    """Build `CampaignParams` from parsed YAML; `source` names the file in errors."""
+    if not isinstance(raw, dict):
+        raise InputError(f"{source}: expected a mapping of parameters, got {type(raw).__name__}")
+    try:
+        kwargs = _known_keys(raw, CampaignParams, source, prefix="")
+        for key, cls in _SECTIONS.items():
+            if key not in kwargs:
+                continue
+            section = kwargs[key]
+            if section is None and key == "simulation":
+                continue
+            if not isinstance(section, dict):
+                raise InputError(f"{key} must be a mapping, got {section!r}")
+            kwargs[key] = cls(**_known_keys(section, cls, source, prefix=f"{key}."))
+        return CampaignParams(**kwargs)
+    except InputError as exc:
+        message = str(exc)
+        raise InputError(message if message.startswith(source) else f"{source}: {message}") from exc
+
+
+def load_params(path: str | os.PathLike[str]) -> CampaignParams:
+    """Read and check `params.yaml`."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: parameters file not found (is this a campaign directory?)")
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise InputError(f"{p}: not valid YAML ({exc})".replace("\n", " ")) from exc
+    return params_from_mapping(raw, str(p))
+
+
+def params_yaml_text(params: CampaignParams) -> str:
+    """`params.yaml` for `params`, with a comment on what each knob does."""
+    body = yaml.safe_dump(params.to_yaml_dict(), sort_keys=False, default_flow_style=None)
+    header = (
+        "# DEIMOS lab-loop parameters: `dvc repro` and the deimos flows read this file.\n"
+        "# round: the round the pipeline computes (`deimos ingest` advances it).\n"
+        "# method: deimos | random | maxvar;  n_masks: J fixed dropout masks;\n"
+        "# tau_factor: tau^-1 = tau_factor * mean predictive variance on the validation labels.\n"
+    )
+    return header + body
+
+
+_ROUND_LINE = re.compile(r"^round:[ \t]*\d+[ \t]*(#.*)?$", re.MULTILINE)
+
+
+def set_round(path: str | os.PathLike[str], round_id: int) -> None:
+    """Rewrite only the `round:` line of `params.yaml` (keeps the user's comments and order)."""
+    p = Path(path)
+    text = p.read_text(encoding="utf-8")
+    new_text, n = _ROUND_LINE.subn(f"round: {int(round_id)}", text, count=1)
+    if n != 1:
+        raise InputError(f"{p}: no top-level 'round: <int>' line to update")
+    if new_text != text:
+        write_text_atomic(p, new_text)
+
+
+class Campaign:
+    """Paths of one campaign directory, and the state read from them."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).resolve()
+
+    @property
+    def params_path(self) -> Path:
+        return self.root / PARAMS_FILE
+
+    def params(self) -> CampaignParams:
+        return load_params(self.params_path)
+
+    data_dir = property(lambda self: self.root / "data")
+    pool_fasta = property(lambda self: self.root / "data" / "pool.fasta")
+    test_fasta = property(lambda self: self.root / "data" / "test.fasta")
+    label_dir = property(lambda self: self.root / "data" / "labels")
+    requested_csv = property(lambda self: self.root / "data" / "requested.csv")
+    round_log = property(lambda self: self.root / "data" / "round_log.jsonl")
+    reports_dir = property(lambda self: self.root / "reports")
+    dvc_lock = property(lambda self: self.root / "dvc.lock")
+
+    def round_dir(self, round_id: int) -> Path:
+        return self.root / "rounds" / str(int(round_id))
+
+    def queue_dir(self, params: CampaignParams | None = None) -> Path:
+        params = params or self.params()
+        return (self.root / params.queue_dir).resolve()
+
+    def check(self) -> None:
+        """Fail with a clear message unless this looks like a campaign directory."""
+        missing = [
+            name
+            for name in (PARAMS_FILE, "dvc.yaml", "data.dvc", ".dvc", ".git")
+            if not (self.root / name).exists()
+        ]
+        if missing:
+            raise InputError(
+                f"{self.root}: not a deimos campaign (missing {', '.join(missing)}); "
+                "create one with `deimos init`"
+            )
+
+    def exported_round(self) -> int | None:
+        """The round whose export stage dvc.lock records and whose files exist, if any."""
+        if not self.dvc_lock.is_file():
+            return None
+        try:
+            lock = yaml.safe_load(self.dvc_lock.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise InputError(f"{self.dvc_lock}: not valid YAML ({exc})") from exc
+        outs = lock.get("stages", {}).get("export", {}).get("outs", [])
+        for out in outs:
+            match = re.fullmatch(r"rounds/(\d+)/export", str(out.get("path", "")))
+            if match and (self.root / out["path"]).is_dir():
+                return int(match.group(1))
+        return None
+
+    def requested(self) -> pd.DataFrame:
+        """Ids sent to the lab in closed rounds: columns `id`, `round`."""
+        if not self.requested_csv.is_file():
+            return pd.DataFrame({"id": pd.Series(dtype=str), "round": pd.Series(dtype="int64")})
+        return pd.read_csv(self.requested_csv, dtype={"id": str, "round": "int64"})
+
+    def selection(self, round_id: int) -> pd.DataFrame:
+        """Round `round_id`'s selection: rank, id, expected_improvement, pred_mean, pred_sd."""
+        path = self.round_dir(round_id) / "selection.csv"
+        if not path.is_file():
+            raise InputError(f"{path}: round {round_id} has no selection")
+        return pd.read_csv(path, dtype={"id": str})
+
+    def events(self) -> list[dict[str, Any]]:
+        """The round log, oldest first."""
+        if not self.round_log.is_file():
+            return []
+        out = []
+        for n, line in enumerate(self.round_log.read_text(encoding="utf-8").splitlines(), 1):
+            if line.strip():
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise InputError(f"{self.round_log}: line {n} is not JSON ({exc})") from exc
+        return out
+
+    def closed_rounds(self) -> set[int]:
+        return {int(e["round"]) for e in self.events() if e.get("event") == "round_closed"}
+
+
+def append_event(campaign: Campaign, event: dict[str, Any]) -> None:
+    """Append one event to the round log (whole file replaced atomically)."""
+    old = campaign.round_log.read_text(encoding="utf-8") if campaign.round_log.is_file() else ""
+    line = json.dumps(event, sort_keys=True)
+    write_text_atomic(campaign.round_log, old + line + "\n")
+
+
+def write_requested(campaign: Campaign, table: pd.DataFrame) -> None:
+    write_text_atomic(campaign.requested_csv, table[["id", "round"]].to_csv(index=False))
+
+
+# --- validation helpers -----------------------------------------------------------------------
+
+
+def _known_keys(raw: dict[str, Any], cls: type, source: str, prefix: str) -> dict[str, Any]:
+    names = [f.name for f in fields(cls)]
+    unknown = [k for k in raw if k not in names]
+    if unknown:
+        raise InputError(
+            f"{source}: unknown parameter {prefix}{unknown[0]!r}; expected one of "
+            f"{', '.join(prefix + n for n in names)}"
+        )
+    return dict(raw)
+
+
+def _integer(value: Any, name: str, *, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _number(
+    value: Any,
+    name: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    open_low: bool = False,
+    open_high: bool = False,
+) -> None:
+    ok = not isinstance(value, bool) and isinstance(value, int | float) and value == value
+    if ok and low is not None:
+        ok = value > low if open_low else value >= low
+    if ok and high is not None:
+        ok = value < high if open_high else value <= high
+    if not ok:
+        bounds = ""
+        if low is not None:
+            bounds += f" {'>' if open_low else '>='} {low}"
+        if high is not None:
+            bounds += f"{' and' if low is not None else ''} {'<' if open_high else '<='} {high}"
+        raise InputError(f"{name} must be a number{bounds}, got {value!r}")
+
+
+LOCK_FILE = ".deimos.lock"
+
+
+@contextmanager
+def campaign_lock(campaign: Campaign) -> Iterator[None]:
+    """One writer per campaign: a round and an ingestion never interleave (flock, blocking)."""
+    fd = os.open(campaign.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

@@ -3,7 +3,9 @@
 Each round the campaign sends a batch of requested sequence ids to the lab; the lab sends back a
 measurement file (CSV; ``.xlsx`` too when `openpyxl` is installed) with one row per sequence and
 replicate, laid out as `deimos.assay` writes it: ``id, donor_usage[, reads_sd1, reads_total,
-replicate, ...]``. This module
+replicate, ...]``. An annotation team may instead send Label Studio's JSON export (``.json``,
+see `deimos.label_studio`): each submitted annotation is then one row, a task's several
+annotations being its replicates. This module
 
 1. reads and checks the file on its own (`read_label_file`): encoding, shape, ids, values,
    duplicates, spreadsheet formula injection, size;
@@ -23,7 +25,7 @@ leaves the file's SHA-256 in the table, so re-ingesting it is still a no-op and 
 line is rebuilt from the table.
 
 Line numbers in messages are 1-based physical lines of the file, the header being line 1 (rows
-of a spreadsheet for ``.xlsx``).
+of a spreadsheet for ``.xlsx``); for ``.json`` messages name the 1-based task instead.
 """
 
 from __future__ import annotations
@@ -37,7 +39,6 @@ import logging
 import math
 import os
 import re
-import unicodedata
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -50,12 +51,16 @@ import pandas as pd
 
 from deimos.atomic import write_bytes_atomic
 from deimos.errors import InputError
+from deimos.label_studio import parse_label_studio_export
+from deimos.safe_names import check_safe_id
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_VALUE_COLUMN = "donor_usage"
 DEFAULT_VALUE_RANGE = (0.0, 1.0)
-DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+#: Larger label files are refused before they are read: a lab file is kilobytes, so anything
+#: this big is a wrong file, and reading it whole could exhaust the worker's memory.
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 ID_COLUMN = "id"
 REPLICATE_COLUMN = "replicate"
 LABEL_COLUMNS = (
@@ -83,6 +88,13 @@ _SUSPECT_ID_RE = re.compile(r"[\s\x00-\x1f\x7f-\x9f/\\]|\.\.")
 _NAN_WORDS = frozenset({"nan", "na", "n/a", "null", "none", "-nan", "+nan"})
 _MAX_NAMED = 5  # ids or problems named in one message
 _UTF8_BOM = b"\xef\xbb\xbf"
+# UTF-32 first: its little-endian BOM starts with UTF-16's.
+_OTHER_BOMS = (
+    (b"\xff\xfe\x00\x00", "UTF-32"),
+    (b"\x00\x00\xfe\xff", "UTF-32"),
+    (b"\xff\xfe", "UTF-16"),
+    (b"\xfe\xff", "UTF-16"),
+)
 
 
 @dataclass(frozen=True)
@@ -116,26 +128,32 @@ def read_label_file(
     """Read and check a measurement file from the lab.
 
     Args:
-        path: a CSV file (UTF-8, optional BOM, header on the first line), or ``.xlsx`` (first
-            sheet) when `openpyxl` is installed.
+        path: a CSV file (UTF-8, optional BOM, header on the first line), ``.xlsx`` (first
+            sheet) when `openpyxl` is installed, or ``.json``: a Label Studio JSON export, read
+            by `deimos.label_studio.read_label_studio_export` with `value_column` as the
+            Number control's name (columns ``id, <value_column>, replicate[, annotator,
+            annotation_id]``).
         value_column: the column holding the label value; required, with `id`.
         value_range: inclusive ``(low, high)`` range every value must lie in.
         max_bytes: larger files are refused before they are read.
 
     Returns:
         One row per data row of the file, columns in file order (extra columns kept), index =
-        the 1-based line number (named ``line``). `id` and text columns are `str`; the value
+        the 1-based line number (named ``line``; for ``.json`` the 1-based task number, named
+        ``task``, one row per submitted annotation). `id` and text columns are `str`; the value
         column is float64; other all-numeric columns are int64 (float64 when a cell is empty
         or has a fraction). ``attrs`` holds ``source_file`` (the path as given) and ``sha256``.
 
     Raises:
         InputError: naming the file, the line or id, and the reason, for: a missing, unreadable,
-            empty or too large file; bytes that are not UTF-8; a truncated last line; a row with
-            the wrong number of fields; missing `id` or value column; empty, non-numeric,
-            NaN/inf or out-of-range values; empty ids or ids with whitespace, '/', '..' or
-            control characters; a cell of a text column that a spreadsheet would run as a
-            formula; an id repeated without distinct `replicate` values. Up to five problems
-            are named in one message.
+            empty or too large file; bytes that are not UTF-8 (UTF-16/32 and Latin-1 files
+            included); a truncated last line, a truncated ``.xlsx`` or truncated JSON; a row
+            with the wrong number of fields; a bad Label Studio export (see
+            `deimos.label_studio.read_label_studio_export`); missing `id` or value column;
+            empty, non-numeric, NaN/inf or out-of-range values; empty ids or ids with
+            whitespace, '/', '\\', '..' or control characters (`deimos.safe_names`); a cell of a
+            text column that a spreadsheet would run as a formula; an id repeated without
+            distinct `replicate` values. Up to five problems are named in one message.
     """
     name = str(path)
     data = _read_bytes(Path(path), name, max_bytes)
@@ -154,11 +172,15 @@ def _parse(
         raise InputError(
             f"value_column must be a column name other than 'id', got {value_column!r}"
         )
+    unit = "line"
     if suffix.lower() == ".xlsx":
         header, rows, lines = _xlsx_rows(data, name)
+    elif suffix.lower() == ".json":
+        header, rows, lines = _json_rows(data, name, value_column)
+        unit = "task"
     else:
         header, rows, lines = _csv_rows(data, name)
-    frame = _to_frame(header, rows, lines, name, value_column, lo, hi)
+    frame = _to_frame(header, rows, lines, name, value_column, lo, hi, unit=unit)
     frame.attrs["source_file"] = name
     frame.attrs["sha256"] = hashlib.sha256(data).hexdigest()
     logger.info("read_label_file file=%s n_rows=%d", name, len(frame))
@@ -190,6 +212,7 @@ def _read_bytes(path: Path, name: str, max_bytes: int) -> bytes:
 
 def _csv_rows(data: bytes, name: str) -> tuple[list[str], list[list[str]], list[int]]:
     """Header, data rows and the line each row starts on; blank rows are skipped."""
+    _check_not_wide_text(data, name)
     skip = len(_UTF8_BOM) if data.startswith(_UTF8_BOM) else 0  # Excel's "CSV UTF-8" adds a BOM
     try:
         text = data[skip:].decode("utf-8")
@@ -236,6 +259,38 @@ def _csv_rows(data: bytes, name: str) -> tuple[list[str], list[list[str]], list[
     return header, rows, lines
 
 
+def _check_not_wide_text(data: bytes, name: str) -> None:
+    """Refuse UTF-16/32 text (Excel's "Unicode text"), which is not UTF-8 but may decode as it."""
+    for bom, encoding in _OTHER_BOMS:
+        if data.startswith(bom):
+            raise InputError(f"{name}: file is {encoding} (byte-order mark); save it as UTF-8")
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        # Without a BOM, UTF-16 of ASCII text is valid UTF-8 with a NUL after every character.
+        line = data.count(b"\n", 0, nul) + 1
+        raise InputError(f"{name}: line {line}: contains NUL bytes; is it UTF-16? save it as UTF-8")
+
+
+def _json_rows(
+    data: bytes, name: str, value_column: str
+) -> tuple[list[str], list[list[str]], list[int]]:
+    """Header, rows (one per submitted annotation) and task numbers of a Label Studio export.
+
+    The export is turned into the same text rows as a CSV, so it passes the same id, value and
+    formula checks.
+    """
+    frame = parse_label_studio_export(data, name, value_name=value_column)
+    header = [str(c) for c in frame.columns]
+    rows = [[_json_cell(v) for v in row] for row in frame.itertuples(index=False, name=None)]
+    return header, rows, [int(t) for t in frame.index]
+
+
+def _json_cell(value: Any) -> str:
+    if isinstance(value, float | np.floating):
+        return repr(float(value))  # repr round-trips the float exactly
+    return str(value)
+
+
 def _xlsx_rows(data: bytes, name: str) -> tuple[list[str], list[list[str]], list[int]]:
     """Header, data rows and their spreadsheet row numbers from the first sheet of an .xlsx."""
     try:
@@ -249,7 +304,9 @@ def _xlsx_rows(data: bytes, name: str) -> tuple[list[str], list[list[str]], list
         # Formulas are read as their text ("=..."), so the injection check below refuses them.
         workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=False)
     except Exception as err:  # openpyxl raises zipfile, KeyError and its own errors
-        raise InputError(f"{name}: not a readable .xlsx file ({err})") from err
+        raise InputError(
+            f"{name}: not a readable .xlsx file ({err}); is it truncated or another format?"
+        ) from err
     try:
         sheet = workbook.worksheets[0]
         records = [
@@ -307,7 +364,10 @@ def _to_frame(
     value_column: str,
     lo: float,
     hi: float,
+    *,
+    unit: str = "line",
 ) -> pd.DataFrame:
+    """Check the rows and build the table; `unit` names a row's position in messages."""
     missing = [c for c in (ID_COLUMN, value_column) if c not in header]
     if missing:
         raise InputError(
@@ -331,17 +391,17 @@ def _to_frame(
         row_id = rows[i][id_col]
         reason = _id_problem(row_id)
         if reason:
-            problems.append(f"line {line}: id {row_id!r} {reason}")
+            problems.append(f"{unit} {line}: id {row_id!r} {reason}")
         raw = cells_by_col[value_column][i]
         value, reason = _value_problem(raw, lo, hi)
         values.append(value)
         if reason:
-            problems.append(f"line {line}: id {row_id!r}: {value_column} {reason}")
+            problems.append(f"{unit} {line}: id {row_id!r}: {value_column} {reason}")
         for h in text_cols:
             cell = cells_by_col[h][i]
             if cell.startswith(_FORMULA_PREFIXES) and not _NUMBER_RE.fullmatch(cell):
                 problems.append(
-                    f"line {line}: id {row_id!r}: column {h!r} starts with {cell[0]!r}, which a "
+                    f"{unit} {line}: id {row_id!r}: column {h!r} starts with {cell[0]!r}, which a "
                     "spreadsheet would run as a formula"
                 )
     _raise_problems(name, problems)
@@ -358,7 +418,7 @@ def _to_frame(
             col = header.index(h)
             columns[h] = pd.Series([row[col] for row in rows], dtype=object)
     frame = pd.DataFrame(columns)
-    frame.index = pd.Index(lines, name="line")
+    frame.index = pd.Index(lines, name=unit)
     _check_duplicates(frame, name)
     return frame
 
@@ -367,19 +427,14 @@ def _id_problem(row_id: str) -> str | None:
     """Why an id is not acceptable, or None."""
     if row_id and not _SUSPECT_ID_RE.search(row_id) and not row_id.startswith(_FORMULA_PREFIXES):
         return None  # the common case, without a pass per character
-    if not row_id:
-        return "is empty"
-    if any(unicodedata.category(ch) == "Cc" for ch in row_id):
-        return "contains a control character"
+    # Ids become file names and object keys downstream: the project-wide rule comes first.
+    reason = check_safe_id(row_id)
+    if reason:
+        return reason
     if any(ch.isspace() for ch in row_id):
         return "contains whitespace"
     if row_id.startswith(_FORMULA_PREFIXES):
         return f"starts with {row_id[0]!r}, which a spreadsheet would run as a formula"
-    # Ids become file names downstream (exports, raw copies): no path parts.
-    if "/" in row_id or "\\" in row_id:
-        return "contains a path separator"
-    if ".." in row_id:
-        return "contains '..'"
     return None
 
 

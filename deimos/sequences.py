@@ -16,6 +16,7 @@ import contextlib
 import io
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -28,10 +29,15 @@ from Bio.SeqIO.FastaIO import SimpleFastaParser
 from Bio.SeqRecord import SeqRecord
 
 from deimos.errors import InputError
+from deimos.safe_names import check_safe_id
 
 logger = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike[str]
+
+# Anything `check_safe_id` could refuse in a non-empty id: searched once over all ids joined by a
+# space (which no FASTA id contains), so a 1M-record pool costs one regex pass, not 1M calls.
+_UNSAFE_ID_RE = re.compile(r"[\x00-\x1f\x7f-\x9f/\\]|\.\.")
 
 #: Channel order of `one_hot`: channel k holds base `BASES[k]`.
 BASES = "ACGT"
@@ -100,10 +106,11 @@ def read_fasta(path: PathLike, *, length: int | None = None, allow_n: bool = Fal
 
     Raises:
         InputError: the file is missing, unreadable, empty, not FASTA (its first non-blank line
-            does not start with '>'), or a record has an empty id, a duplicate id, an empty
-            sequence, a character outside the alphabet, or the wrong length. The message names
-            the file, the record number, its id and header line, and for bad characters the
-            1-based position and the character.
+            does not start with '>'), or a record has an empty id, an id with '/', '\\', '..'
+            or a control character (ids become file names downstream), a duplicate id, an
+            empty sequence, a character outside the alphabet, or the wrong length. The message
+            names the file, the record number, its id and header line, and for bad characters
+            the 1-based position and the character.
     """
     p = _check_readable(path, length=length)
     text = _read_text(p)
@@ -227,6 +234,11 @@ def _check_records(
     for record_idx, record_id in enumerate(ids):
         if not record_id:
             raise InputError(f"{locator.describe(record_idx, record_id)}: empty record id")
+    if _UNSAFE_ID_RE.search(" ".join(ids)):
+        for record_idx, record_id in enumerate(ids):
+            reason = check_safe_id(record_id)
+            if reason:
+                raise InputError(f"{locator.describe(record_idx, record_id)}: id {reason}")
     first_seen: dict[str, int] = {}
     for record_idx, record_id in enumerate(ids):
         prev = first_seen.setdefault(record_id, record_idx)

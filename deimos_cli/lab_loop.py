@@ -1,4 +1,4 @@
-"""The lab-loop commands: `deimos init | round | ingest | status | demo`.
+"""The lab-loop commands: `deimos init | round | ingest | collect | status | regenerate | demo`.
 
 `round`, `ingest` and `demo` run the Prefect flows; with no `PREFECT_API_URL` set, Prefect
 starts a temporary local server (SQLite) for the run, so nothing has to be set up first.
@@ -30,7 +30,7 @@ def _campaign(path: Path) -> Any:
 
 
 def _params_from_args(args: argparse.Namespace, simulated: bool) -> Any:
-    from tasks.campaign import CampaignParams, TrainParams
+    from tasks.campaign import CampaignParams, ExportParams, S3Params, TrainParams
     from tasks.create import default_simulation_params
 
     if simulated:
@@ -54,6 +54,20 @@ def _params_from_args(args: argparse.Namespace, simulated: bool) -> Any:
             changes[field] = value
     if getattr(args, "epochs", None) is not None:
         changes["train"] = replace(TrainParams(), epochs=args.epochs)
+    if getattr(args, "formats", None):
+        changes["export"] = ExportParams(
+            formats=tuple(f.strip() for f in args.formats.split(",")),
+            plate_wells=args.plate_wells,
+            plate_order=args.plate_order,
+            control_wells=tuple(w.strip() for w in args.control_wells.split(",") if w.strip()),
+        )
+    if getattr(args, "s3_bucket", None):
+        changes["s3"] = S3Params(
+            bucket=args.s3_bucket,
+            prefix=args.s3_prefix,
+            endpoint_url=args.s3_endpoint,
+            profile=args.s3_profile,
+        )
     return replace(params, **changes)
 
 
@@ -67,7 +81,12 @@ def cmd_init(args: argparse.Namespace) -> int:
         raise InputError("--labels goes with --pool (a simulated campaign makes its own)")
     params = _params_from_args(args, simulated=args.simulated)
     campaign = create_campaign(
-        args.dir, params, pool_fasta=args.pool, labels=args.labels, dvc_remote=args.remote
+        args.dir,
+        params,
+        pool_fasta=args.pool,
+        labels=args.labels,
+        dvc_remote=args.remote,
+        remote_endpoint=args.remote_endpoint,
     )
     print(f"created campaign {campaign.root}")
     print(f"next: deimos round --campaign {args.dir}")
@@ -113,6 +132,37 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_collect(args: argparse.Namespace) -> int:
+    """Look once (or every --every seconds) for the lab's labels and ingest them."""
+    _prefect_defaults()
+    campaign = _campaign(args.campaign)
+    from flows.collect_labels import collect_labels
+
+    if args.every is not None:
+        if args.every < 1:
+            raise InputError(f"--every must be at least 1 second, got {args.every}")
+        print(f"serving collect-labels for {campaign.root} every {args.every} s (Ctrl-C stops)")
+        collect_labels.serve(
+            name=f"collect-labels-{campaign.root.name}",
+            interval=args.every,
+            parameters={"campaign_dir": str(campaign.root)},
+        )
+        return 0
+    result = collect_labels(str(campaign.root))
+    if result["status"] == "no_open_round":
+        print("no exported round waits for labels; run `deimos round`")
+    elif result["status"] == "waiting":
+        print(f"round {result['round']}: no labels returned yet (queue inbox / S3 inbox)")
+    else:
+        report = result["report"]
+        print(
+            f"round {result['round']}: ingested {report['n_new']} labels from "
+            f"{Path(report['file']).name}"
+            + ("" if report["closed_round"] is None else f"; round {report['closed_round']} closed")
+        )
+    return 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     """Where the campaign stands: round, labels, open requests, last metrics, git/DVC state."""
     import pandas as pd
@@ -145,6 +195,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         print("open       none (run `deimos round`)")
     print(f"pending    {len(requested_ids(campaign))} requested ids without a label")
+    print(f"exports    {', '.join(params.export.formats)}")
+    if params.s3 is not None:
+        where = f"s3://{params.s3.bucket}/{params.s3.prefix}/"
+        print(
+            f"s3 queue   {where}"
+            + (f" at {params.s3.endpoint_url}" if params.s3.endpoint_url else "")
+        )
     table_path = campaign.reports_dir / REPORT_TABLE
     if table_path.is_file():
         table = pd.read_csv(table_path)
@@ -159,18 +216,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     dvc_state = "up to date" if not stale else f"round {params.round} to run ({len(stale)} stages)"
     print(f"pipeline   {dvc_state}")
     if repo.has_remote(campaign.root):
-        print(f"dvc remote {'pushed' if _pushed(campaign.root) else 'NOT pushed (dvc push)'}")
+        print(f"dvc remote {'pushed' if repo.pushed(campaign.root) else 'NOT pushed (dvc push)'}")
     else:
         print("dvc remote none configured")
     return 0
-
-
-def _pushed(root: Path) -> bool:
-    from tasks import repo
-
-    out = repo.run_dvc(root, ["status", "--cloud", "--json"])
-    start = out.find("{")
-    return start < 0 or out[start:].strip() in ("{}", "")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -259,7 +308,18 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--masks", type=int, help="fixed dropout masks J (default 50)")
     p.add_argument("--epochs", type=int, help="maximum training epochs (default 100)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--remote", help="default DVC remote (a directory or URL)")
+    p.add_argument("--remote", help="default DVC remote (a directory, or s3://bucket/path)")
+    p.add_argument("--remote-endpoint", help="S3 endpoint URL of an s3:// remote that is not AWS")
+    p.add_argument(
+        "--formats", help="export formats, comma-separated: fasta,csv,plate_map,label_studio"
+    )
+    p.add_argument("--plate-wells", type=int, default=96, help="plate map: 96 or 384 wells")
+    p.add_argument("--plate-order", default="row", help="plate map fill order: row or column")
+    p.add_argument("--control-wells", default="", help="wells left empty, e.g. A1,H12")
+    p.add_argument("--s3-bucket", help="publish batches to / collect labels from this bucket")
+    p.add_argument("--s3-prefix", default="deimos", help="key prefix in the S3 bucket")
+    p.add_argument("--s3-endpoint", help="S3 endpoint URL when not AWS")
+    p.add_argument("--s3-profile", help="AWS profile with the credentials (default: env/role)")
     p.set_defaults(handler=cmd_init)
 
     p = sub.add_parser("round", help="run the campaign's current round (Prefect al_round flow)")
@@ -274,6 +334,17 @@ def add_commands(sub: Any) -> None:
     )
     p.add_argument("--round", type=int, help="record the labels under this round")
     p.set_defaults(handler=cmd_ingest)
+
+    p = sub.add_parser(
+        "collect", help="ingest the open round's labels if the lab has returned them (inbox/S3)"
+    )
+    p.add_argument("--campaign", type=Path, default=Path("."), help="campaign directory")
+    p.add_argument(
+        "--every",
+        type=int,
+        help="keep serving: a Prefect deployment that checks every EVERY seconds",
+    )
+    p.set_defaults(handler=cmd_collect)
 
     p = sub.add_parser("status", help="where a campaign stands")
     p.add_argument("--campaign", type=Path, default=Path("."), help="campaign directory")

@@ -10,6 +10,7 @@ from tasks.campaign import STAGES, Campaign, campaign_lock
 from tasks.round_tasks import (
     commit_round,
     publish_batch,
+    publish_batch_s3,
     publish_round_artifact,
     record_round,
     restore_campaign_data,
@@ -36,6 +37,7 @@ def al_round(campaign_dir: str = ".") -> dict[str, Any]:
         ran = {stage: run_pipeline_stage(campaign_dir, stage) for stage in STAGES}
         summary = summarize_round(campaign_dir)
         k = summary["round"]
+        publish_batch_s3(campaign_dir, k)
         publish_batch(campaign_dir, k)
         plot = record_round(campaign_dir, summary)
         commit_round(

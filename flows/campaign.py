@@ -8,9 +8,14 @@ from prefect import flow
 
 from flows.al_round import al_round
 from flows.ingest_labels import ingest_labels
-from tasks.label_tasks import count_labels, find_returned_labels, measure_batch_simulated
+from tasks.label_tasks import (
+    collect_returned_labels,
+    count_labels,
+    find_returned_labels,
+    measure_batch_simulated,
+)
 
-Labeller = Literal["simulated", "queue"]
+Labeller = Literal["simulated", "queue", "s3"]
 
 
 @flow(name="campaign", persist_result=True)
@@ -23,8 +28,9 @@ def campaign(
     """Run up to `rounds` rounds, each: `al_round`, labels from the labeller, `ingest_labels`.
 
     Labellers: ``"simulated"`` measures every published batch with the simulated splicing
-    assay; ``"queue"`` takes the lab's file from the queue inbox (``round-<k>.csv``/``.xlsx``)
-    and stops, waiting, when it is not there yet; the next run (e.g. a scheduled deployment)
+    assay; ``"queue"`` takes the lab's file from the queue inbox (``round-<k>.csv``/``.xlsx``/
+    ``.json``) and ``"s3"`` from the S3 drop zone (``PREFIX/inbox/round-<k>.*``), and both stop,
+    waiting, when it is not there yet; the next run (e.g. a scheduled deployment)
     carries on from the same round. The loop also stops before a round once the campaign holds
     `label_budget` labels or more.
 
@@ -44,6 +50,8 @@ def campaign(
         k = summary["round"]
         if labeller == "simulated":
             label_file: str | None = measure_batch_simulated(campaign_dir, k)
+        elif labeller == "s3":
+            label_file = collect_returned_labels(campaign_dir, k)
         else:
             label_file = find_returned_labels(campaign_dir, k)
         if label_file is None:

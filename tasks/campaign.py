@@ -30,13 +30,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 import yaml
 
 from deimos.atomic import write_text_atomic
 from deimos.errors import InputError
+from deimos.plates import PlateLayout
 from deimos.simulation import REGRESSION_METHODS
 
 STAGES = ("prepare", "train", "predict", "select", "export")
@@ -115,6 +116,83 @@ class SimulationParams:
             )
 
 
+EXPORT_FORMATS = ("fasta", "csv", "plate_map", "label_studio")
+
+
+@dataclass(frozen=True)
+class ExportParams:
+    """Which files the export stage writes for the lab (several allowed) and the plate layout.
+
+    fasta: `batch.fasta`, the synthesis order; csv: `batch.csv` (rank, id, sequence, predictions,
+    EI); plate_map: `plate_map.csv` + `plate_map.xlsx` (plate, well, ...); label_studio:
+    `label_studio_tasks.json` for an annotation team.
+    """
+
+    formats: tuple[str, ...] = ("fasta", "csv")
+    plate_wells: int = 96
+    plate_order: Literal["row", "column"] = "row"
+    control_wells: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        formats = self.formats
+        if isinstance(formats, str) or not isinstance(formats, list | tuple) or not formats:
+            raise InputError(f"export.formats must be a non-empty list, got {formats!r}")
+        unknown = [f for f in formats if f not in EXPORT_FORMATS]
+        if unknown or len(set(formats)) != len(formats):
+            raise InputError(
+                f"export.formats must be distinct names from {', '.join(EXPORT_FORMATS)}, "
+                f"got {list(formats)!r}"
+            )
+        if not isinstance(self.control_wells, list | tuple):
+            raise InputError(f"export.control_wells must be a list, got {self.control_wells!r}")
+        object.__setattr__(self, "formats", tuple(formats))
+        object.__setattr__(self, "control_wells", tuple(self.control_wells))
+        self.plate_layout()  # checks wells, order and control wells
+
+    def plate_layout(self) -> PlateLayout:
+        """The `deimos.plates.PlateLayout` these parameters describe."""
+        try:
+            return PlateLayout(
+                wells=self.plate_wells, order=self.plate_order, control_wells=self.control_wells
+            )
+        except InputError as exc:
+            raise InputError(f"export: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class S3Params:
+    """The S3 queue: batches go to s3://bucket/prefix/round-<k>/, labels come back to
+    s3://bucket/prefix/inbox/round-<k>.csv|.xlsx|.json.
+
+    Credentials are never parameters: boto3 reads them from the environment, the AWS profile
+    named here, or the machine's role.
+    """
+
+    bucket: str = ""
+    prefix: str = "deimos"
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    profile: str | None = None
+
+    def __post_init__(self) -> None:
+        self.settings()
+
+    def settings(self) -> Any:
+        """The `tasks.s3_queue.S3Settings` for these parameters (validates bucket and prefix)."""
+        from tasks.s3_queue import S3Settings
+
+        try:
+            return S3Settings(
+                bucket=self.bucket,
+                prefix=self.prefix,
+                endpoint_url=self.endpoint_url,
+                region=self.region,
+                profile=self.profile,
+            )
+        except InputError as exc:
+            raise InputError(f"s3: {exc}") from exc
+
+
 @dataclass(frozen=True)
 class CampaignParams:
     """Everything `params.yaml` sets; validated on construction (see `load_params`)."""
@@ -131,6 +209,8 @@ class CampaignParams:
     model: ModelParams = field(default_factory=ModelParams)
     train: TrainParams = field(default_factory=TrainParams)
     labels: LabelParams = field(default_factory=LabelParams)
+    export: ExportParams = field(default_factory=ExportParams)
+    s3: S3Params | None = None
     simulation: SimulationParams | None = None
 
     def __post_init__(self) -> None:
@@ -152,6 +232,8 @@ class CampaignParams:
         """Plain data in `params.yaml` order (tuples as lists)."""
         data = asdict(self)
         data["labels"]["value_range"] = list(self.labels.value_range)
+        data["export"]["formats"] = list(self.export.formats)
+        data["export"]["control_wells"] = list(self.export.control_wells)
         return data
 
 
@@ -159,6 +241,8 @@ _SECTIONS: dict[str, type] = {
     "model": ModelParams,
     "train": TrainParams,
     "labels": LabelParams,
+    "export": ExportParams,
+    "s3": S3Params,
     "simulation": SimulationParams,
 }
 
@@ -173,7 +257,7 @@ def params_from_mapping(raw: Any, source: str) -> CampaignParams:
             if key not in kwargs:
                 continue
             section = kwargs[key]
-            if section is None and key == "simulation":
+            if section is None and key in ("simulation", "s3"):
                 continue
             if not isinstance(section, dict):
                 raise InputError(f"{key} must be a mapping, got {section!r}")
@@ -204,6 +288,11 @@ def params_yaml_text(params: CampaignParams) -> str:
         "# round: the round the pipeline computes (`deimos ingest` advances it).\n"
         "# method: deimos | random | maxvar;  n_masks: J fixed dropout masks;\n"
         "# tau_factor: tau^-1 = tau_factor * mean predictive variance on the validation labels.\n"
+        "# export.formats: any of fasta, csv, plate_map, label_studio (plate_wells 96 | 384,\n"
+        "#   plate_order row | column, control_wells left empty, e.g. [A1, H12]).\n"
+        "# s3: null, or {bucket, prefix, endpoint_url, region, profile} to publish batches to\n"
+        "#   s3://bucket/prefix/round-<k>/ and collect labels from s3://bucket/prefix/inbox/;\n"
+        "#   credentials come from the environment or the AWS profile, never from this file.\n"
     )
     return header + body
 

@@ -95,6 +95,7 @@ def create_campaign(
     pool_fasta: str | Path | None = None,
     labels: str | Path | None = None,
     dvc_remote: str | Path | None = None,
+    remote_endpoint: str | None = None,
 ) -> Campaign:
     """Make a new campaign directory at `root` (which must not exist or be empty).
 
@@ -105,7 +106,10 @@ def create_campaign(
         pool_fasta: the lab's candidate sequences (all of length `params.sequence_length`).
         labels: measurements to start from (CSV/XLSX with `id` and the value column); ingested
             as round "initial" without a request.
-        dvc_remote: a directory (or URL) to use as the default DVC remote.
+        dvc_remote: a directory (or URL, e.g. s3://bucket/path) to use as the default DVC
+            remote.
+        remote_endpoint: the S3 endpoint of an `s3://` remote that is not AWS (e.g. SeaweedFS
+            or MinIO); credentials come from the environment or AWS profile, never the config.
 
     Raises:
         InputError: a non-empty `root`, a bad pool or label file; nothing is created then.
@@ -165,7 +169,13 @@ def create_campaign(
             )
             source = Path(pool_fasta).name
         repo.init_repo(building)
-        if dvc_remote is not None:
+        if dvc_remote is not None and str(dvc_remote).startswith("s3://"):
+            repo.configure_s3_remote(
+                building, str(dvc_remote), name="campaign", endpoint_url=remote_endpoint
+            )
+        elif dvc_remote is not None:
+            if remote_endpoint is not None:
+                raise InputError("--remote-endpoint goes with an s3:// remote")
             repo.run_dvc(building, ["remote", "add", "-d", "campaign", str(dvc_remote)])
         repo.run_dvc(building, ["add", "-q", "data"])
         repo.commit(
@@ -219,12 +229,12 @@ def restore_data(root: str | Path) -> str:
             regenerated; the message says which file and what to do.
     """
     campaign = Campaign(root)
-    status = repo.data_status(campaign.root) if campaign.data_dir.is_dir() else {"data": []}
-    if not _differs(status):
-        if status:
-            repo.run_dvc(campaign.root, ["commit", "-q", "-f", "data.dvc"])
-        return "present"
     if campaign.data_dir.is_dir() and any(campaign.data_dir.iterdir()):
+        status = repo.data_status(campaign.root)
+        if not _differs(status):
+            if status:  # matching data that is not in the DVC cache yet
+                repo.run_dvc(campaign.root, ["commit", "-q", "-f", "data.dvc"])
+            return "present"
         raise InputError(
             f"{campaign.data_dir}: differs from {campaign.root / 'data.dvc'}; commit the change "
             "(dvc add data && git commit) or restore it (dvc checkout data.dvc)"

@@ -163,12 +163,13 @@ def measure_batch_simulated(campaign_dir: str, round_id: int) -> str:
     existing = queue.returned_label_file(queue_dir, round_id)
     if existing is not None:
         return str(existing)
-    batch_dir = queue.outbox(queue_dir, round_id)
-    queue.read_manifest(batch_dir)
-    batch = read_fasta(batch_dir / "batch.fasta")
+    queue.read_manifest(queue.outbox(queue_dir, round_id))  # only a published batch is measured
+    ids = list(campaign.selection(round_id)["id"])
+    pool = read_fasta(campaign.pool_fasta, length=params.sequence_length)
+    seq_of = dict(zip(pool.ids, pool.seqs, strict=True))
     sim = params.simulation
     table = SimulatedAssay(seed=sim.seed, read_depth=sim.read_depth).measure(
-        list(batch.ids), list(batch.seqs)
+        ids, [seq_of[i] for i in ids]
     )
     target = queue.inbox(queue_dir) / f"round-{int(round_id)}.csv"
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -182,6 +183,37 @@ def find_returned_labels(campaign_dir: str, round_id: int) -> str | None:
     campaign = Campaign(campaign_dir)
     found = queue.returned_label_file(campaign.queue_dir(), round_id)
     return None if found is None else str(found)
+
+
+@task(
+    name="collect-returned-labels",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    retry_condition_fn=retry_unless_bad_input,
+)
+def collect_returned_labels(campaign_dir: str, round_id: int) -> str | None:
+    """The round's returned label file: the local inbox's, else one downloaded from the S3 drop
+    zone into the local inbox (when params.yaml has `s3`).
+
+    Returns the local path, or None while nothing has arrived. The local copy is what ingestion
+    hashes, so a file fetched twice is still ingested once.
+    """
+    campaign = Campaign(campaign_dir)
+    params = campaign.params()
+    local = queue.returned_label_file(campaign.queue_dir(params), round_id)
+    if local is not None or params.s3 is None:
+        return None if local is None else str(local)
+    from tasks.s3_queue import download_object, find_returned_labels_s3  # boto3 only with S3
+
+    settings = params.s3.settings()
+    key = find_returned_labels_s3(settings, round_id)
+    if key is None:
+        return None
+    suffix = Path(key).suffix.lower()
+    target = queue.inbox(campaign.queue_dir(params)) / f"round-{int(round_id)}{suffix}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return str(download_object(settings, key, target))
 
 
 @task(name="count-labels", cache_policy=NO_CACHE)

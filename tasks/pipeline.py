@@ -54,9 +54,9 @@ def pipeline_definition(*, with_test_set: bool) -> dict[str, Any]:
             "metrics": [{f"{ROUND}/metrics.json": {"cache": False}}],
         },
         "export": {
-            "desc": "write the batch for the lab: FASTA order file and a table with predictions",
+            "desc": "write the batch for the lab in every format of export.formats",
             "deps": ["data/pool.fasta", f"{ROUND}/selection.csv"],
-            "params": ["round"],
+            "params": ["round", "export", "labels.value_column"],
             "outs": [f"{ROUND}/export"],
         },
     }

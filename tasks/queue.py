@@ -18,7 +18,7 @@ from deimos.atomic import replacing, write_text_atomic
 from deimos.errors import InputError
 
 MANIFEST = "manifest.json"
-LABEL_SUFFIXES = (".csv", ".xlsx")
+LABEL_SUFFIXES = (".csv", ".xlsx", ".json")
 
 
 def outbox(queue_dir: Path, round_id: int) -> Path:

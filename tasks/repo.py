@@ -15,6 +15,7 @@ import sys
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from deimos.errors import InputError
 
@@ -150,3 +151,60 @@ def require_tools() -> None:
             subprocess.run(args, capture_output=True, check=True, env=tool_env())
         except (OSError, subprocess.CalledProcessError) as exc:
             raise CommandError(f"{tool} is required but not usable: {exc}") from exc
+
+
+def configure_s3_remote(
+    root: Path,
+    url: str,
+    *,
+    name: str = "storage",
+    endpoint_url: str | None = None,
+    profile: str | None = None,
+) -> None:
+    """Make `url` (``s3://BUCKET/PREFIX``) the campaign's default DVC remote `name`.
+
+    Only the location goes into `.dvc/config` (which git tracks): dvc-s3 takes credentials from
+    boto's chain (AWS_* environment variables, the named `profile`, an instance role), so a clone
+    of the campaign pushes and pulls with whatever credentials its user has.
+
+    Raises:
+        InputError: `url` is not ``s3://BUCKET[/PREFIX]``, `name` is not a plain remote name, or
+            `endpoint_url` is not http(s) or carries a user name or password.
+    """
+    if not isinstance(url, str) or not url.startswith("s3://") or not url[5:].split("/")[0]:
+        raise InputError(f"DVC S3 remote URL must look like s3://BUCKET/PREFIX, got {url!r}")
+    if "@" in url.split("/")[2]:
+        raise InputError("DVC S3 remote URL must not contain credentials")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in url):
+        raise InputError(f"DVC S3 remote URL {url!r} contains a control character")
+    if not name or not all(ch.isalnum() or ch in "-_" for ch in name):
+        raise InputError(f"DVC remote name {name!r} may hold only letters, digits, '-' and '_'")
+    if endpoint_url is not None:
+        parts = urlsplit(endpoint_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise InputError(f"S3 endpoint URL must be http(s)://HOST[:PORT], got {endpoint_url!r}")
+        if parts.username is not None or parts.password is not None:
+            raise InputError("S3 endpoint URL must not contain a user name or password")
+    if profile is not None and (not profile or any(ord(ch) < 32 for ch in profile)):
+        raise InputError(f"AWS profile name {profile!r} is empty or malformed")
+    # Everything is checked before the first write, so bad input leaves .dvc/config as it was.
+    run_dvc(root, ["remote", "add", "-d", "-f", name, url])
+    if endpoint_url is not None:
+        run_dvc(root, ["remote", "modify", name, "endpointurl", endpoint_url])
+    if profile is not None:
+        run_dvc(root, ["remote", "modify", name, "profile", profile])
+
+
+def pushed(root: Path) -> bool:
+    """True when the default DVC remote holds every output the workspace tracks.
+
+    `dvc status --cloud --json` lists what differs between the cache and the remote: "new" (only
+    here: to push) and "missing" (in neither) mean the remote lacks data; "deleted" (only on the
+    remote, e.g. after `dvc gc` or in a fresh clone) does not.
+    """
+    out = run_dvc(root, ["status", "--cloud", "--json"])
+    start = out.find("{")
+    if start < 0:
+        return True
+    status = json.loads(out[start:])
+    return all(state == "deleted" for state in status.values())

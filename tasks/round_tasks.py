@@ -88,6 +88,24 @@ def publish_batch(campaign_dir: str, round_id: int) -> dict[str, Any]:
     )
 
 
+@task(name="publish-batch-s3", cache_policy=NO_CACHE, persist_result=True)
+def publish_batch_s3(campaign_dir: str, round_id: int) -> dict[str, Any] | None:
+    """Upload the round's export to the S3 queue (manifest last), when params.yaml has `s3`.
+
+    `tasks.s3_queue` retries with backoff itself; a failure here stops the round before it is
+    committed, and a re-run uploads the same files again.
+    """
+    campaign = Campaign(campaign_dir)
+    params = campaign.params()
+    if params.s3 is None:
+        return None
+    from tasks.s3_queue import publish_batch_s3 as upload  # boto3 only where S3 is used
+
+    export_dir = campaign.round_dir(round_id) / "export"
+    files = sorted(p for p in export_dir.iterdir() if p.is_file())
+    return upload(params.s3.settings(), round_id, files)
+
+
 @task(name="record-round", cache_policy=NO_CACHE)
 def record_round(campaign_dir: str, summary: dict[str, Any]) -> str:
     """Put the round's row in reports/rounds.csv and redraw the learning curve; return its path."""

@@ -24,7 +24,7 @@ import pandas as pd
 from deimos.atomic import write_text_atomic
 from deimos.errors import InputError
 from deimos.labels import LabelStore
-from deimos.sequences import SequenceSet, one_hot, read_fasta, write_fasta
+from deimos.sequences import SequenceSet, one_hot, read_fasta
 from tasks.campaign import STAGES, Campaign, CampaignParams
 
 MIN_LABELS = 4
@@ -188,22 +188,20 @@ def select(campaign: Campaign, params: CampaignParams) -> dict[str, Any]:
 
 
 def export(campaign: Campaign, params: CampaignParams) -> dict[str, Any]:
-    """The lab's copy of the batch: a FASTA order file and a table with the predictions."""
+    """The lab's copy of the batch, in every format of `params.export.formats`."""
+    from tasks.exporters import export_batch
+
     pool = _pool(campaign, params)
     out = _round_dir(campaign, params)
     selection = campaign.selection(params.round)
     seq_of = dict(zip(pool.ids, pool.seqs, strict=True))
-    seqs = [seq_of[i] for i in selection["id"]]
     table = selection[["rank", "id"]].copy()
-    table["sequence"] = seqs
+    table["sequence"] = [seq_of[i] for i in selection["id"]]
     for col in ("pred_mean", "pred_sd", "expected_improvement"):
         table[col] = selection[col]
     with _replacing_dir(out / "export") as tmp:
-        write_fasta(tmp / "batch.fasta", list(selection["id"]), seqs)
-        (tmp / "batch.csv").write_text(
-            table.to_csv(index=False, float_format="%.10g"), encoding="utf-8"
-        )
-    return {"n_exported": len(table)}
+        files = export_batch(table, tmp, params)
+    return {"n_exported": len(table), "files": files}
 
 
 STAGE_FUNCTIONS = {

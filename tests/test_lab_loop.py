@@ -460,3 +460,37 @@ def test_cli_lab_campaign_from_fasta_and_labels(prefect_server, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "35 labelled" in done.stdout
     assert "round      1" in done.stdout
+
+
+def test_concurrent_ingestions_all_land_once(prefect_server, exported, tmp_path):
+    """Two `deimos ingest` processes at once: different files both land (the campaign lock
+    serialises them); the same file twice lands once."""
+    import os
+
+    root = exported.root
+    ids = list(exported.selection(0)["id"])
+    half = len(ids) // 2
+    first = write_csv(tmp_path / "a.csv", ["id,donor_usage"] + [f"{i},0.3" for i in ids[:half]])
+    second = write_csv(tmp_path / "b.csv", ["id,donor_usage"] + [f"{i},0.6" for i in ids[half:]])
+    env = dict(os.environ, PREFECT_API_URL=prefect_server)
+
+    def start(path):
+        return subprocess.Popen(
+            [sys.executable, "-m", "deimos_cli.main", "ingest", str(path), "--campaign", str(root)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        )  # fmt: skip
+
+    runs = [start(first), start(second), start(second)]
+    outputs = [run.communicate(timeout=600) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0, 0], [err for _, err in outputs]
+    assert sum("already ingested" in out for out, _ in outputs) == 1
+    labels = LabelStore(exported.label_dir).labels().set_index("id")
+    assert len(labels) == INITIAL + BATCH
+    assert labels.loc[ids[0], "value"] == pytest.approx(0.3)
+    assert labels.loc[ids[-1], "value"] == pytest.approx(0.6)
+    events = [e for e in exported.events() if e["event"] == "labels_ingested"]
+    assert sorted(e["file"] for e in events) == ["a.csv", "b.csv"]
+    assert sum(e["event"] == "round_closed" for e in exported.events()) == 1
+    assert repo.run_git(root, ["status", "--porcelain"]).strip() == ""
+    log = repo.run_git(root, ["log", "--format=%s"]).splitlines()
+    assert sum(s.startswith("labels: ") for s in log) == 2

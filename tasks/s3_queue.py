@@ -255,7 +255,13 @@ def _session(settings: S3Settings) -> boto3.session.Session:
     try:
         return boto3.session.Session(profile_name=settings.profile, region_name=settings.region)
     except ProfileNotFound as exc:
-        raise InputError(f"AWS profile {settings.profile!r} is not configured") from exc
+        name = (
+            settings.profile
+            or os.environ.get("AWS_PROFILE")
+            or os.environ.get("AWS_DEFAULT_PROFILE")
+        )
+        source = "s3.profile" if settings.profile else "AWS_PROFILE"
+        raise InputError(f"AWS profile {name!r} ({source}) is not configured") from exc
 
 
 def _session_secrets(settings: S3Settings) -> tuple[str, ...]:

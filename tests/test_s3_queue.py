@@ -488,3 +488,15 @@ def test_server_stopped_mid_export(tmp_path, s3_env, monkeypatch, caplog):
         manifest = publish_batch_s3(settings, 3, files)
         assert read_batch_manifest_s3(settings, 3) == manifest
         assert [f["name"] for f in manifest["files"]] == ["batch.csv", "batch.fasta", "plate.bin"]
+
+
+def test_endpoint_and_profile_can_come_from_the_environment(monkeypatch, tmp_path):
+    settings = S3Settings(bucket="lab-bucket")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9")
+    assert s3_queue.s3_client(settings).meta.endpoint_url == "http://127.0.0.1:9"
+    monkeypatch.setenv("AWS_PROFILE", "lab-profile")
+    with pytest.raises(InputError, match=r"'lab-profile' \(AWS_PROFILE\) is not configured"):
+        s3_queue.s3_client(settings)

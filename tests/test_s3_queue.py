@@ -364,7 +364,7 @@ def test_credentials_come_from_a_named_profile(s3_server, s3_bucket, tmp_path, m
     manifest = publish_batch_s3(settings_for(s3_server, s3_bucket, profile="lab"), 1, files)
 
     assert read_batch_manifest_s3(settings_for(s3_server, s3_bucket, profile="lab"), 1) == manifest
-    with pytest.raises(InputError, match="profile 'nobody' is not configured"):
+    with pytest.raises(InputError, match=r"profile 'nobody' \(s3.profile\) is not configured"):
         publish_batch_s3(settings_for(s3_server, s3_bucket, profile="nobody"), 1, files)
 
 

@@ -1,0 +1,178 @@
+"""The paper benchmark's library core: one run, the threshold table, the curves."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from deimos.benchmark import (
+    RESULT_COLUMNS,
+    SCALES,
+    BenchmarkTask,
+    acquisitions_to_threshold,
+    plot_benchmark_curves,
+    prepare_benchmark_data,
+    run_benchmark,
+)
+from deimos.errors import InputError
+
+# The smoke digits task cut to 2 rounds of 2 labels and a few epochs: a run takes ~1 s.
+TINY_DIGITS = dataclasses.replace(
+    SCALES["smoke"]["digits_7v9"], batch_size=2, n_rounds=2, epochs=4, n_masks=8
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_runs() -> dict[str, pd.DataFrame]:
+    return {method: run_benchmark(TINY_DIGITS, method, seed=1) for method in ("deimos", "random")}
+
+
+@pytest.mark.parametrize("method", ["deimos", "random"])
+def test_run_returns_tidy_learning_curve(tiny_runs, method):
+    frame = tiny_runs[method]
+    assert tuple(frame.columns) == RESULT_COLUMNS
+    assert frame["round"].tolist() == [0, 1, 2]
+    assert frame["n_labels"].tolist() == [10, 12, 14]  # n_initial, then + batch_size per round
+    assert (frame["task"] == "digits_7v9").all()
+    assert (frame["method"] == method).all()
+    assert (frame["seed"] == 1).all()
+    assert (frame["metric_name"] == "accuracy").all()
+    assert frame["metric"].between(0.0, 1.0).all()
+
+
+def test_same_seed_gives_identical_frame(tiny_runs):
+    again = run_benchmark(TINY_DIGITS, "random", seed=1)
+    pd.testing.assert_frame_equal(again, tiny_runs["random"])
+
+
+def test_different_seed_draws_different_class_balanced_initial_set():
+    a = prepare_benchmark_data(TINY_DIGITS, seed=1)
+    b = prepare_benchmark_data(TINY_DIGITS, seed=2)
+    assert not np.array_equal(a.initial_idx, b.initial_idx)
+    for data in (a, b):
+        assert np.isin(data.initial_idx, data.pool_idx).all()
+        assert np.bincount(data.y[data.initial_idx], minlength=2).tolist() == [5, 5]
+        parts = [set(data.pool_idx), set(data.val_idx), set(data.test_idx)]
+        assert not (parts[0] & parts[1]) and not (parts[0] & parts[2])
+        assert not (parts[1] & parts[2])
+    again = prepare_benchmark_data(TINY_DIGITS, seed=1)
+    np.testing.assert_array_equal(again.initial_idx, a.initial_idx)
+
+
+@pytest.mark.parametrize(
+    ("task_name", "method"),
+    [
+        ("digits_7v9", "maxvar"),
+        ("synthetic_1d", "bald"),
+        ("synthetic_1d", "maxent"),
+        ("synthetic_1d", "batchbald"),
+        ("splicing_sim", "kcenter"),
+        ("digits_7v9", "no-such-method"),
+    ],
+)
+def test_method_that_does_not_fit_the_task_is_rejected(task_name, method):
+    with pytest.raises(InputError, match="does not apply to task"):
+        run_benchmark(SCALES["smoke"][task_name], method, seed=0)
+
+
+def test_bad_task_config_is_rejected_with_a_reason():
+    with pytest.raises(InputError, match="is classification, not regression"):
+        dataclasses.replace(TINY_DIGITS, kind="regression")
+    with pytest.raises(InputError, match="pool_size=5 is smaller"):
+        dataclasses.replace(SCALES["smoke"]["synthetic_1d"], pool_size=5)
+    with pytest.raises(InputError, match="n_masks must be at least 2"):
+        dataclasses.replace(TINY_DIGITS, n_masks=1)
+
+
+def _frame(task, metric_name, method, seed, n_labels, metrics):
+    return pd.DataFrame(
+        {
+            "task": task,
+            "method": method,
+            "seed": seed,
+            "round": range(len(metrics)),
+            "n_labels": n_labels,
+            "metric": metrics,
+            "metric_name": metric_name,
+        }
+    )
+
+
+def test_acquisitions_to_threshold_counts_first_crossing():
+    labels = [10, 12, 14, 16]
+    results = pd.concat(
+        [
+            # accuracy: first >= 0.9
+            _frame("cls", "accuracy", "deimos", 0, labels, [0.5, 0.9, 0.8, 0.95]),  # 12
+            _frame("cls", "accuracy", "deimos", 1, labels, [0.5, 0.6, 0.7, 0.91]),  # 16
+            _frame("cls", "accuracy", "random", 0, labels, [0.5, 0.6, 0.7, 0.8]),  # never
+            _frame("cls", "accuracy", "random", 1, labels, [0.9, 0.6, 0.7, 0.8]),  # 10
+            # mse: first <= 0.1
+            _frame("reg", "mse", "deimos", 0, labels, [0.5, 0.1, 0.05, 0.2]),  # 12
+            _frame("reg", "mse", "maxvar", 0, labels, [0.5, 0.4, 0.3, 0.2]),  # never
+            _frame("reg", "mse", "maxvar", 1, labels, [0.5, 0.4, 0.3, 0.2]),  # never
+        ],
+        ignore_index=True,
+    )
+    table = acquisitions_to_threshold(results, {"cls": 0.9, "reg": 0.1, "unused": 1.0})
+    rows = {(r.task, r.method): r for r in table.itertuples()}
+    assert list(rows) == [
+        ("cls", "deimos"),
+        ("cls", "random"),
+        ("reg", "deimos"),
+        ("reg", "maxvar"),
+    ]
+
+    deimos_cls = rows[("cls", "deimos")]
+    assert (deimos_cls.n_seeds, deimos_cls.n_reached) == (2, 2)
+    assert deimos_cls.mean_n_labels == (12 + 16) / 2
+    assert deimos_cls.sd_n_labels == pytest.approx(math.sqrt(((12 - 14) ** 2 + (16 - 14) ** 2) / 1))
+
+    random_cls = rows[("cls", "random")]
+    assert (random_cls.n_seeds, random_cls.n_reached, random_cls.mean_n_labels) == (2, 1, 10.0)
+    assert math.isnan(random_cls.sd_n_labels)
+
+    deimos_reg = rows[("reg", "deimos")]
+    assert (deimos_reg.n_reached, deimos_reg.mean_n_labels, deimos_reg.threshold) == (1, 12, 0.1)
+    assert deimos_reg.metric_name == "mse"
+
+    maxvar_reg = rows[("reg", "maxvar")]
+    assert (maxvar_reg.n_seeds, maxvar_reg.n_reached) == (2, 0)
+    assert math.isnan(maxvar_reg.mean_n_labels)
+
+
+def test_acquisitions_to_threshold_needs_a_threshold_per_task():
+    results = _frame("cls", "accuracy", "random", 0, [10, 11], [0.5, 0.6])
+    with pytest.raises(InputError, match="no threshold for task 'cls'"):
+        acquisitions_to_threshold(results, {"other": 0.5})
+    with pytest.raises(InputError, match="lacks column 'metric_name'"):
+        acquisitions_to_threshold(results.drop(columns="metric_name"), {"cls": 0.5})
+
+
+def test_plot_writes_a_png(tmp_path):
+    results = pd.concat(
+        [
+            _frame("cls", "accuracy", m, s, [10, 11, 12], [0.5 + 0.1 * s, 0.7, 0.9])
+            for m in ("deimos", "random")
+            for s in (0, 1)
+        ]
+        + [_frame("reg", "mse", "deimos", 0, [5, 7], [0.3, 0.2])],
+        ignore_index=True,
+    )
+    path = plot_benchmark_curves(results, tmp_path / "sub" / "curves.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in path.parent.iterdir()] == ["curves.png"]  # no temporary left
+
+
+def test_smoke_and_paper_scales_are_valid_tasks():
+    assert set(SCALES) == {"smoke", "paper"}
+    for scale in SCALES.values():
+        for name, task in scale.items():
+            assert isinstance(task, BenchmarkTask)
+            assert task.name == name
+    assert SCALES["paper"]["splicing_sim"].n_initial == 75
+    assert SCALES["paper"]["fashion_7v9"].pool_size == 2500

@@ -40,6 +40,7 @@ import pandas as pd
 from deimos.atomic import write_text_atomic
 from deimos.errors import InputError
 from deimos.safe_names import check_safe_id
+from deimos.text_files import decode_utf8, read_limited
 
 logger = logging.getLogger(__name__)
 
@@ -53,14 +54,6 @@ REPLICATE_COLUMN = "replicate"
 ANNOTATOR_COLUMN = "annotator"
 ANNOTATION_ID_COLUMN = "annotation_id"
 
-_UTF8_BOM = b"\xef\xbb\xbf"
-# UTF-32 first: its little-endian BOM starts with UTF-16's.
-_OTHER_BOMS = (
-    (b"\xff\xfe\x00\x00", "UTF-32"),
-    (b"\x00\x00\xfe\xff", "UTF-32"),
-    (b"\xff\xfe", "UTF-16"),
-    (b"\xfe\xff", "UTF-16"),
-)
 # Plain decimal numbers only (for TextArea/Choices text): no "nan", "inf", "1_000" or "0x1f".
 _NUMBER_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _TEXT_RESULT_KEYS = {"textarea": "text", "choices": "choices"}
@@ -231,26 +224,8 @@ def read_label_studio_export(
             them, or with a value that is not a finite number; no submitted annotation at all.
     """
     name = str(path)
-    data = _read_limited(Path(path), name, max_bytes)
+    data = read_limited(Path(path), name, max_bytes)
     return parse_label_studio_export(data, name, value_name=value_name)
-
-
-def _read_limited(path: Path, name: str, max_bytes: int) -> bytes:
-    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
-        raise InputError(f"max_bytes must be a positive integer, got {max_bytes!r}")
-    if not path.is_file():
-        raise InputError(f"{name}: {'not a regular file' if path.exists() else 'file not found'}")
-    try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise InputError(f"{name}: file is {size} bytes, larger than the limit of {max_bytes}")
-        with path.open("rb") as fh:
-            data = fh.read(max_bytes + 1)  # one byte more tells a file that grew since stat()
-    except OSError as err:
-        raise InputError(f"{name}: cannot read file ({err.strerror or err})") from err
-    if len(data) > max_bytes:
-        raise InputError(f"{name}: file is larger than the limit of {max_bytes} bytes")
-    return data
 
 
 def parse_label_studio_export(
@@ -336,23 +311,7 @@ def parse_label_studio_export(
 
 
 def _load_json(data: bytes, name: str) -> Any:
-    for bom, encoding in _OTHER_BOMS:
-        if data.startswith(bom):
-            raise InputError(f"{name}: file is {encoding} (byte-order mark); save it as UTF-8")
-    skip = len(_UTF8_BOM) if data.startswith(_UTF8_BOM) else 0
-    if b"\x00" in data:
-        # UTF-16 without a BOM decodes as "UTF-8" with a NUL after every ASCII character.
-        line = data.count(b"\n", 0, data.index(b"\x00")) + 1
-        raise InputError(f"{name}: line {line}: contains NUL bytes; is it UTF-16? save it as UTF-8")
-    try:
-        text = data[skip:].decode("utf-8")
-    except UnicodeDecodeError as err:
-        offset = skip + err.start
-        line = data.count(b"\n", 0, offset) + 1
-        raise InputError(
-            f"{name}: line {line}: not UTF-8 (invalid byte 0x{data[offset]:02x} at byte offset "
-            f"{offset}); save the file as UTF-8"
-        ) from err
+    text = decode_utf8(data, name)
     if not text.strip():
         raise InputError(f"{name}: file is empty")
     try:

@@ -53,6 +53,7 @@ from deimos.atomic import write_bytes_atomic
 from deimos.errors import InputError
 from deimos.label_studio import parse_label_studio_export
 from deimos.safe_names import check_safe_id
+from deimos.text_files import UTF8_BOM, decode_utf8, read_limited
 
 logger = logging.getLogger(__name__)
 
@@ -87,14 +88,6 @@ _INT_RE = re.compile(r"[+-]?\d+")
 _SUSPECT_ID_RE = re.compile(r"[\s\x00-\x1f\x7f-\x9f/\\]|\.\.")
 _NAN_WORDS = frozenset({"nan", "na", "n/a", "null", "none", "-nan", "+nan"})
 _MAX_NAMED = 5  # ids or problems named in one message
-_UTF8_BOM = b"\xef\xbb\xbf"
-# UTF-32 first: its little-endian BOM starts with UTF-16's.
-_OTHER_BOMS = (
-    (b"\xff\xfe\x00\x00", "UTF-32"),
-    (b"\x00\x00\xfe\xff", "UTF-32"),
-    (b"\xff\xfe", "UTF-16"),
-    (b"\xfe\xff", "UTF-16"),
-)
 
 
 @dataclass(frozen=True)
@@ -188,41 +181,15 @@ def _parse(
 
 
 def _read_bytes(path: Path, name: str, max_bytes: int) -> bytes:
-    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
-        raise InputError(f"max_bytes must be a positive integer, got {max_bytes!r}")
-    if not path.exists():
-        raise InputError(f"{name}: file not found")
-    if not path.is_file():
-        raise InputError(f"{name}: not a regular file")
-    try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise InputError(f"{name}: file is {size} bytes, larger than the limit of {max_bytes}")
-        with path.open("rb") as fh:
-            # One byte more than allowed tells a file that grew since stat() from one that fits.
-            data = fh.read(max_bytes + 1)
-    except OSError as err:
-        raise InputError(f"{name}: cannot read file ({err.strerror or err})") from err
-    if len(data) > max_bytes:
-        raise InputError(f"{name}: file is larger than the limit of {max_bytes} bytes")
-    if not data.strip() or data.strip() == _UTF8_BOM:
+    data = read_limited(path, name, max_bytes)
+    if not data.strip() or data.strip() == UTF8_BOM:
         raise InputError(f"{name}: file is empty")
     return data
 
 
 def _csv_rows(data: bytes, name: str) -> tuple[list[str], list[list[str]], list[int]]:
     """Header, data rows and the line each row starts on; blank rows are skipped."""
-    _check_not_wide_text(data, name)
-    skip = len(_UTF8_BOM) if data.startswith(_UTF8_BOM) else 0  # Excel's "CSV UTF-8" adds a BOM
-    try:
-        text = data[skip:].decode("utf-8")
-    except UnicodeDecodeError as err:
-        offset = skip + err.start
-        line = data.count(b"\n", 0, offset) + 1
-        raise InputError(
-            f"{name}: line {line}: not UTF-8 (invalid byte 0x{data[offset]:02x} at byte offset "
-            f"{offset}); save the file as UTF-8"
-        ) from err
+    text = decode_utf8(data, name)  # Excel's "CSV UTF-8" adds a BOM; it is dropped
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     records: list[tuple[int, list[str]]] = []
     start = 1
@@ -257,18 +224,6 @@ def _csv_rows(data: bytes, name: str) -> tuple[list[str], list[list[str]], list[
         rows.append(row)
         lines.append(line)
     return header, rows, lines
-
-
-def _check_not_wide_text(data: bytes, name: str) -> None:
-    """Refuse UTF-16/32 text (Excel's "Unicode text"), which is not UTF-8 but may decode as it."""
-    for bom, encoding in _OTHER_BOMS:
-        if data.startswith(bom):
-            raise InputError(f"{name}: file is {encoding} (byte-order mark); save it as UTF-8")
-    nul = data.find(b"\x00")
-    if nul >= 0:
-        # Without a BOM, UTF-16 of ASCII text is valid UTF-8 with a NUL after every character.
-        line = data.count(b"\n", 0, nul) + 1
-        raise InputError(f"{name}: line {line}: contains NUL bytes; is it UTF-16? save it as UTF-8")
 
 
 def _json_rows(

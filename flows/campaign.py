@@ -11,11 +11,10 @@ from flows.ingest_labels import ingest_labels
 from tasks.label_tasks import (
     collect_returned_labels,
     count_labels,
-    find_returned_labels,
     measure_batch_simulated,
 )
 
-Labeller = Literal["simulated", "queue", "s3"]
+Labeller = Literal["simulated", "queue"]
 
 
 @flow(name="campaign", persist_result=True)
@@ -29,8 +28,8 @@ def campaign(
 
     Labellers: ``"simulated"`` measures every published batch with the simulated splicing
     assay; ``"queue"`` takes the lab's file from the queue inbox (``round-<k>.csv``/``.xlsx``/
-    ``.json``) and ``"s3"`` from the S3 drop zone (``PREFIX/inbox/round-<k>.*``), and both stop,
-    waiting, when it is not there yet; the next run (e.g. a scheduled deployment)
+    ``.json``) or, when params.yaml has ``s3``, the S3 drop zone (``PREFIX/inbox/round-<k>.*``),
+    and stops, waiting, when it is not there yet; the next run (e.g. a scheduled deployment)
     carries on from the same round. The loop also stops before a round once the campaign holds
     `label_budget` labels or more.
 
@@ -50,10 +49,8 @@ def campaign(
         k = summary["round"]
         if labeller == "simulated":
             label_file: str | None = measure_batch_simulated(campaign_dir, k)
-        elif labeller == "s3":
-            label_file = collect_returned_labels(campaign_dir, k)
         else:
-            label_file = find_returned_labels(campaign_dir, k)
+            label_file = collect_returned_labels(campaign_dir, k)
         if label_file is None:
             status = "awaiting_labels"
             break

@@ -177,14 +177,6 @@ def measure_batch_simulated(campaign_dir: str, round_id: int) -> str:
     return str(target)
 
 
-@task(name="find-returned-labels", cache_policy=NO_CACHE)
-def find_returned_labels(campaign_dir: str, round_id: int) -> str | None:
-    """The lab's label file for the round in the queue's inbox, or None while it is missing."""
-    campaign = Campaign(campaign_dir)
-    found = queue.returned_label_file(campaign.queue_dir(), round_id)
-    return None if found is None else str(found)
-
-
 @task(
     name="collect-returned-labels",
     cache_policy=NO_CACHE,

@@ -494,3 +494,25 @@ def test_concurrent_ingestions_all_land_once(prefect_server, exported, tmp_path)
     assert repo.run_git(root, ["status", "--porcelain"]).strip() == ""
     log = repo.run_git(root, ["log", "--format=%s"]).splitlines()
     assert sum(s.startswith("labels: ") for s in log) == 2
+
+
+def test_queue_labeller_waits_for_the_lab_then_stops_at_the_budget(exported):
+    """The wet-lab queue: no file in the inbox -> awaiting_labels and nothing changes; once the
+    lab's file is there the next run ingests it, and the label budget ends the campaign."""
+    from flows.campaign import campaign
+
+    root = exported.root
+    before = snapshot(root)
+    waiting = campaign(str(root), rounds=2, labeller="queue")
+    assert waiting["status"] == "awaiting_labels" and waiting["n_labels"] == INITIAL
+    assert snapshot(root) == before
+
+    ids = list(exported.selection(0)["id"])
+    inbox = exported.queue_dir() / "inbox"
+    inbox.mkdir(parents=True, exist_ok=True)
+    write_csv(inbox / "round-0.csv", ["id,donor_usage"] + [f"{i},0.5" for i in ids])
+    done = campaign(str(root), rounds=2, labeller="queue", label_budget=INITIAL + BATCH)
+    assert done["status"] == "budget_reached" and done["n_labels"] == INITIAL + BATCH
+    assert [r["round"] for r in done["rounds"]] == [0]
+    assert exported.params().round == 1
+    assert not exported.round_dir(1).exists()  # the budget stopped it before round 1

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: install demo data test bench study lint format clean
+.PHONY: install demo data test bench benchmark study lint format clean
 
 install: $(STAMP)
 
@@ -36,6 +36,10 @@ test: $(STAMP) $(FASHION_MNIST)
 bench: $(STAMP)
 	$(PY) -m benchmarks.acquisition
 	$(PY) -m benchmarks.prediction
+
+# The paper's comparisons at smoke scale (every task x method x 3 seeds), report in bench-results.
+benchmark: $(STAMP) $(FASHION_MNIST)
+	$(VENV)/bin/deimos benchmark --params benchmarks/params.yaml --out bench-results/smoke
 
 study: $(STAMP)
 	$(PY) -m deimos.batch_optimality --out out/batch_optimality

@@ -61,6 +61,32 @@ def centred_factors(preds: torch.Tensor) -> torch.Tensor:
     return (preds - preds.mean(dim=-1, keepdim=True)) / math.sqrt(n_masks - 1)
 
 
+def deimos_expected_improvement(preds: ArrayLike, tau_inv: float) -> torch.Tensor:
+    """DEIMOS' acquisition function before any pick: every sample point's EI (eq. (5)).
+
+    With `V = F F^T + tau^-1 I` over the sample, `EI(x) = sum_k V[k, x]^2 / V[x, x]`: the drop in
+    total predictive variance if `x` were labelled. This is what the first greedy pick maximises;
+    it is exposed for plots (Figure 1), not for selection.
+
+    Args:
+        preds: `(n, J)` fixed-mask regression predictions of the sample.
+        tau_inv: noise variance `tau^-1` (>= 0).
+
+    Returns:
+        `(n,)` float64 tensor of expected improvements.
+    """
+    sample, _, _ = check_sample_and_pool(preds, None, None, 1)
+    if sample.ndim != 2:
+        raise InputError("deimos_expected_improvement takes (n, J) regression predictions")
+    tau = _check_tau_inv(tau_inv, classification=False)
+    F = centred_factors(sample.to(torch.float64))  # (n, J)
+    d = (F * F).sum(dim=1)  # V[x, x] - tau^-1
+    h = ((F @ (F.T @ F)) * F).sum(dim=1)  # sum_k (F F^T)[k, x]^2
+    var = d + tau
+    # A point with no variance and no noise teaches nothing (0/0).
+    return torch.where(var > 0, (h + 2.0 * tau * d + tau * tau) / var.clamp_min(1e-300), 0.0)
+
+
 def select_deimos(
     preds: ArrayLike,
     batch_size: int,

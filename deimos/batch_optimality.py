@@ -320,8 +320,8 @@ def write_csv(results: Sequence[InstanceResult], path: Path) -> None:
             )
 
 
-def plot_ratios(results: Sequence[InstanceResult], path: Path, n_points: int) -> None:
-    """One histogram of greedy/optimal ratios per setting, saved as PNG."""
+def plot_ratios(results: Sequence[InstanceResult], path: Path, n_points: int | None = None) -> None:
+    """One histogram of greedy/optimal ratios per setting, saved as PNG (any file name)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -339,12 +339,12 @@ def plot_ratios(results: Sequence[InstanceResult], path: Path, n_points: int) ->
         high = max(1.0, max(ratios)) + 1e-6
         ax.hist(ratios, bins=np.linspace(low, high, 31), color="tab:blue", edgecolor="white")
         ax.axvline(1.0, color="black", linewidth=0.8)
-        ax.set_title(f"{setting} (n={n_points})")
+        ax.set_title(setting if n_points is None else f"{setting} (n={n_points})")
         ax.set_xlabel("greedy / optimal trace reduction")
         ax.set_ylabel("instances")
     for ax in list(axes.flat)[len(settings) :]:
         ax.set_visible(False)
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, format="png")
 
 
 def check_paper_example() -> tuple[list[int], float, tuple[int, ...], float]:

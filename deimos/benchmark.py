@@ -16,6 +16,7 @@ the simulated assay campaign; so `splicing_sim` accepts only that module's metho
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import math
@@ -26,7 +27,6 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-import torch
 from tqdm.auto import tqdm
 
 from deimos.atomic import replacing
@@ -44,10 +44,10 @@ from deimos.datasets import (
 )
 from deimos.errors import InputError
 from deimos.images import FASHION_MNIST_CLASSES, load_fashion_mnist
-from deimos.mc_dropout import predict_fixed_masks, predict_mean
+from deimos.mc_dropout import penultimate_embeddings, predict_fixed_masks, predict_mean
 from deimos.registry import get_selector
 from deimos.selection import Selection
-from deimos.simulation import REGRESSION_METHODS as SPLICING_METHODS
+from deimos.simulation import SIMULATION_METHODS as SPLICING_METHODS
 from deimos.simulation import SimulationConfig, run_simulated_campaign
 from deimos.training import TrainConfig, train_model
 from models import MLP, DropoutModel, ImageCNN
@@ -238,130 +238,164 @@ class BenchmarkTask:
 
 
 def _smoke_scale() -> dict[str, BenchmarkTask]:
-    # Each run of one method takes a few seconds on 2 CPU cores.
-    return {
-        "digits_7v9": BenchmarkTask(
-            name="digits_7v9",
-            kind="classification",
-            dataset="digits_7v9",
-            n_initial=10,
-            batch_size=1,
-            n_rounds=10,
-            pool_size=None,
-            n_masks=20,
-            epochs=30,
-            threshold=0.97,
-            test_size=120,
-            n_validation=30,
-            hidden_units=(32,),
-            conv_channels=(8, 16),
-            # Patience = epochs: with ~10 labels the validation loss can plateau for many epochs
-            # before falling, and early stopping then keeps an untrained (chance-level) model.
-            patience=30,
-            train_batch_size=8,
-            lr=5e-3,
-        ),
-        "synthetic_1d": BenchmarkTask(
-            name="synthetic_1d",
-            kind="regression",
-            dataset="synthetic_1d",
-            n_initial=10,
-            batch_size=2,
-            n_rounds=8,
-            pool_size=300,
-            n_masks=20,
-            epochs=60,
-            threshold=0.1,
-            test_size=200,
-            n_validation=30,
-            hidden_units=(64, 64),
-            dropout_p=0.1,
-            patience=30,
-            train_batch_size=8,
-            lr=3e-3,
-            weight_decay_C=0.01,
-        ),
-        "splicing_sim": BenchmarkTask(
-            name="splicing_sim",
-            kind="regression",
-            dataset="splicing_sim",
-            n_initial=40,
-            batch_size=10,
-            n_rounds=3,
-            pool_size=500,
-            n_masks=20,
-            epochs=10,
-            threshold=0.05,
-            test_size=200,
-            n_validation=30,
-            dropout_p=0.2,
-            patience=5,
-        ),
-        "fashion_7v9": BenchmarkTask(
-            name="fashion_7v9",
-            kind="classification",
-            dataset="fashion_7v9",
-            n_initial=10,
-            batch_size=2,
-            n_rounds=5,
-            pool_size=500,
-            n_masks=20,
-            epochs=40,
-            threshold=0.95,
-            test_size=300,
-            n_validation=30,
-            hidden_units=(32,),
-            conv_channels=(8, 16),
-            patience=40,
-            train_batch_size=4,
-            lr=3e-3,
-        ),
-    }
+    # Small enough that the whole grid (every task x method x 3 seeds) fits CI on 2 CPU cores;
+    # the batch sizes are the paper's, the pools, rounds, masks and networks are cut down.
+    digits = BenchmarkTask(
+        name="digits_7v9_b1",
+        kind="classification",
+        dataset="digits_7v9",
+        n_initial=10,
+        batch_size=1,
+        n_rounds=10,
+        pool_size=None,
+        n_masks=20,
+        epochs=30,
+        threshold=0.97,
+        test_size=120,
+        n_validation=30,
+        hidden_units=(32,),
+        conv_channels=(8, 16),
+        # Patience = epochs: with ~10 labels the validation loss can plateau for many epochs
+        # before falling, and early stopping then keeps an untrained (chance-level) model.
+        patience=30,
+        train_batch_size=8,
+        lr=5e-3,
+    )
+    synthetic = BenchmarkTask(
+        name="synthetic_1d",
+        kind="regression",
+        dataset="synthetic_1d",
+        n_initial=10,
+        batch_size=2,
+        n_rounds=8,
+        pool_size=300,
+        n_masks=20,
+        epochs=60,
+        threshold=0.1,
+        test_size=200,
+        n_validation=30,
+        hidden_units=(64, 64),
+        dropout_p=0.1,
+        patience=30,
+        train_batch_size=8,
+        lr=3e-3,
+        weight_decay_C=0.01,
+    )
+    splicing_b1 = BenchmarkTask(
+        name="splicing_b1",
+        kind="regression",
+        dataset="splicing_sim",
+        n_initial=40,
+        batch_size=1,
+        n_rounds=10,
+        pool_size=500,
+        n_masks=20,
+        epochs=10,
+        # Smoke thresholds sit inside the range the smoke curves cover (set from a first smoke
+        # run); the paper scale uses the paper's.
+        threshold=0.08,
+        test_size=200,
+        n_validation=30,
+        dropout_p=0.2,
+        patience=5,
+    )
+    fashion_b1 = BenchmarkTask(
+        name="fashion_7v9_b1",
+        kind="classification",
+        dataset="fashion_7v9",
+        n_initial=10,
+        batch_size=1,
+        n_rounds=10,
+        pool_size=500,
+        n_masks=20,
+        epochs=40,
+        threshold=0.94,
+        test_size=300,
+        n_validation=30,
+        hidden_units=(32,),
+        conv_channels=(8, 16),
+        patience=40,
+        train_batch_size=4,
+        lr=3e-3,
+    )
+    fashion_10 = BenchmarkTask(
+        name="fashion_10_b100",
+        kind="classification",
+        dataset="fashion_10",
+        n_initial=30,
+        batch_size=100,
+        n_rounds=3,
+        pool_size=1000,
+        n_masks=20,
+        epochs=30,
+        threshold=0.7,
+        test_size=500,
+        n_validation=100,
+        hidden_units=(64,),
+        conv_channels=(8, 16),
+        patience=10,
+        train_batch_size=16,
+        lr=3e-3,
+    )
+    tasks = [
+        digits,
+        synthetic,
+        splicing_b1,
+        dataclasses.replace(splicing_b1, name="splicing_b10", batch_size=10, n_rounds=5),
+        fashion_b1,
+        dataclasses.replace(fashion_b1, name="fashion_7v9_b25", batch_size=25, n_rounds=4),
+        fashion_10,
+    ]
+    return {task.name: task for task in tasks}
 
 
 def _paper_scale() -> dict[str, BenchmarkTask]:
     # DEIMOS.md sec. 6: 50 masks; candidates 5,000 (splicing) / 2,500 (7 vs 9) / 2,000 (0-9);
     # initial sets 75 / 10 / 30; splicing validation 50 points; test 10% of the splicing data.
-    return {
-        "splicing_sim": BenchmarkTask(
-            name="splicing_sim",
-            kind="regression",
-            dataset="splicing_sim",
-            n_initial=75,
-            batch_size=1,
-            n_rounds=300,
-            pool_size=5000,
-            n_masks=50,
-            epochs=200,
-            threshold=0.10,
-            test_size=560,
-            n_validation=50,
-            hidden_units=(256,),
-            dropout_p=0.2,
-            patience=20,
-        ),
-        "fashion_7v9": BenchmarkTask(
-            name="fashion_7v9",
-            kind="classification",
-            dataset="fashion_7v9",
-            n_initial=10,
-            batch_size=1,
-            n_rounds=150,
-            pool_size=2500,
-            n_masks=50,
-            epochs=200,
-            threshold=0.97,
-            n_validation=100,
-            hidden_units=(128,),
-            conv_channels=(32, 64, 64),
-        ),
-        "fashion_10": BenchmarkTask(
-            name="fashion_10",
+    splicing_b1 = BenchmarkTask(
+        name="splicing_b1",
+        kind="regression",
+        dataset="splicing_sim",
+        n_initial=75,
+        batch_size=1,
+        n_rounds=300,
+        pool_size=5000,
+        n_masks=50,
+        epochs=200,
+        threshold=0.10,
+        test_size=560,
+        n_validation=50,
+        hidden_units=(256,),
+        dropout_p=0.2,
+        patience=20,
+    )
+    fashion_b1 = BenchmarkTask(
+        name="fashion_7v9_b1",
+        kind="classification",
+        dataset="fashion_7v9",
+        n_initial=10,
+        batch_size=1,
+        n_rounds=150,
+        pool_size=2500,
+        n_masks=50,
+        epochs=200,
+        threshold=0.97,
+        n_validation=100,
+        hidden_units=(128,),
+        conv_channels=(32, 64, 64),
+    )
+    tasks = [
+        splicing_b1,
+        dataclasses.replace(splicing_b1, name="splicing_b10", batch_size=10, n_rounds=30),
+        fashion_b1,
+        dataclasses.replace(fashion_b1, name="fashion_7v9_b25", batch_size=25, n_rounds=12),
+        BenchmarkTask(
+            name="fashion_10_b100",
             kind="classification",
             dataset="fashion_10",
             n_initial=30,
-            batch_size=10,
-            n_rounds=50,
+            batch_size=100,
+            n_rounds=15,
             pool_size=2000,
             n_masks=50,
             epochs=200,
@@ -370,8 +404,8 @@ def _paper_scale() -> dict[str, BenchmarkTask]:
             hidden_units=(128,),
             conv_channels=(32, 64, 64),
         ),
-        "digits_7v9": BenchmarkTask(
-            name="digits_7v9",
+        BenchmarkTask(
+            name="digits_7v9_b1",
             kind="classification",
             dataset="digits_7v9",
             n_initial=10,
@@ -386,7 +420,7 @@ def _paper_scale() -> dict[str, BenchmarkTask]:
             hidden_units=(64,),
             conv_channels=(16, 32),
         ),
-        "synthetic_1d": BenchmarkTask(
+        BenchmarkTask(
             name="synthetic_1d",
             kind="regression",
             dataset="synthetic_1d",
@@ -402,7 +436,8 @@ def _paper_scale() -> dict[str, BenchmarkTask]:
             hidden_units=(256, 256, 256),
             dropout_p=0.2,
         ),
-    }
+    ]
+    return {task.name: task for task in tasks}
 
 
 #: Benchmark settings by scale: `smoke` (seconds per run on CPU) and `paper` (DEIMOS.md sec. 6).
@@ -746,35 +781,6 @@ def _acquire(
     return select(preds, b)
 
 
-def penultimate_embeddings(
-    model: DropoutModel, X: np.ndarray | torch.Tensor, batch_size: int = 256
-) -> torch.Tensor:
-    """Deterministic inputs of the last fully-connected layer (the core-set embedding).
-
-    Args:
-        model: a trained `DropoutModel`.
-        X: `(n, *model.input_shape)` inputs.
-        batch_size: rows per forward pass.
-
-    Returns:
-        `(n, d)` float CPU tensor, dropout off.
-    """
-    blocks = list(model.head_blocks())[:-1]
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    X_t = torch.as_tensor(X)
-    outs = []
-    with torch.inference_mode():
-        for start in range(0, X_t.shape[0], batch_size):
-            h = model.features(X_t[start : start + batch_size].to(device))
-            for block in blocks:
-                h = block(h)
-            outs.append(h.cpu())
-    model.train(was_training)
-    return torch.cat(outs)
-
-
 # ----------------------------------------------------------------------------------------------
 # Summaries
 
@@ -872,6 +878,155 @@ def plot_benchmark_curves(results: pd.DataFrame, path: str | Path) -> Path:
         ax.set_ylabel("test " + str(task_rows["metric_name"].iloc[0]))
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with replacing(path) as tmp:
+        fig.savefig(tmp, format="png")
+    return path
+
+
+# ----------------------------------------------------------------------------------------------
+# Figure 1
+
+
+#: Columns of the two Figure 1 tables.
+FIGURE1_CURVE_COLUMNS = ("x", "f", "mean", "sd", "refit_mean", "refit_sd")
+FIGURE1_POINT_COLUMNS = ("x", "y", "status", "ei", "pick_order")
+
+
+def figure1_data(
+    task: BenchmarkTask, seed: int, *, batch_size: int = 5, n_grid: int = 200
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The data of the paper's Figure 1 on the 1-D synthetic regression task.
+
+    Trains a model on the run's initial set, predicts the pool under fixed masks, evaluates the
+    DEIMOS acquisition function (each pool point's expected improvement before any pick), picks
+    a batch of `batch_size` in greedy order, labels it from the oracle and refits.
+
+    Args:
+        task: a `synthetic_1d` task.
+        seed: run seed (data split, initial set, weights, masks).
+        batch_size: points picked in the shown batch.
+        n_grid: points of the evenly spaced x grid the curves are drawn on.
+
+    Returns:
+        `(curves, points)`: `curves` has `n_grid` rows with `FIGURE1_CURVE_COLUMNS` (true function,
+        predictive mean and sd before and after the refit); `points` one row per pool point with
+        `FIGURE1_POINT_COLUMNS`: status "initial" (labelled) or "pool", its EI (NaN for labelled
+        points) and its pick order 1..b (0 = not picked).
+    """
+    from deimos.acquisition import deimos_expected_improvement
+
+    _check_task(task)
+    if task.dataset != "synthetic_1d":
+        raise InputError(f"Figure 1 needs a synthetic_1d task, got {task.dataset!r}")
+    _check_int(batch_size, "batch_size", minimum=1)
+    _check_int(n_grid, "n_grid", minimum=2)
+    data = prepare_benchmark_data(task, seed)
+    f = synthetic_1d(1, seed=task.data_seed, noise_sd=task.noise_sd).f
+    grid_G = np.linspace(f.x_range[0], f.x_range[1], n_grid).astype(np.float32)
+    labelled = [int(i) for i in data.initial_idx]
+    unlabelled = np.setdiff1d(data.pool_idx, labelled)
+    if batch_size > len(unlabelled):
+        raise InputError(f"batch_size={batch_size} exceeds the {len(unlabelled)} pool points")
+
+    model = _train(task, data, labelled, seed * 1000)
+    grid_preds = predict_fixed_masks(model, grid_G[:, None], n_masks=task.n_masks, seed=seed)
+    pool_preds = predict_fixed_masks(
+        model, data.X[unlabelled], n_masks=task.n_masks, seed=seed, progress=False
+    )
+    val_preds = predict_fixed_masks(
+        model, data.X[data.val_idx], n_masks=task.n_masks, seed=seed, progress=False
+    )
+    tau_inv = tau_inv_regression(val_preds, factor=task.tau_factor)
+    ei = deimos_expected_improvement(pool_preds, tau_inv).numpy()
+    picks = get_selector("deimos")(pool_preds, batch_size, tau_inv=tau_inv)
+
+    refit = _train(task, data, labelled + [int(unlabelled[i]) for i in picks.indices], seed * 1000)
+    refit_preds = predict_fixed_masks(refit, grid_G[:, None], n_masks=task.n_masks, seed=seed)
+    curves = pd.DataFrame(
+        {
+            "x": grid_G.astype(float),
+            "f": f(grid_G.astype(float)),
+            "mean": grid_preds.mean(dim=1).numpy(),
+            "sd": grid_preds.std(dim=1).numpy(),
+            "refit_mean": refit_preds.mean(dim=1).numpy(),
+            "refit_sd": refit_preds.std(dim=1).numpy(),
+        }
+    )
+    order = np.zeros(len(unlabelled), dtype=np.int64)
+    order[list(picks.indices)] = np.arange(1, batch_size + 1)
+    initial = np.asarray(labelled, dtype=np.int64)
+    points = pd.DataFrame(
+        {
+            "x": np.concatenate([data.X[initial, 0], data.X[unlabelled, 0]]).astype(float),
+            "y": np.concatenate([data.y[initial], data.y[unlabelled]]).astype(float),
+            "status": ["initial"] * len(initial) + ["pool"] * len(unlabelled),
+            "ei": np.concatenate([np.full(len(initial), np.nan), ei]),
+            "pick_order": np.concatenate([np.zeros(len(initial), dtype=np.int64), order]),
+        }
+    )
+    return curves, points
+
+
+def plot_figure1(curves: pd.DataFrame, points: pd.DataFrame, path: str | Path) -> Path:
+    """Figure 1 from the tables of `figure1_data`: fit, acquisition function, refit.
+
+    Panel 1: the true function, the labelled data and the model mean +/- 1 sd; panel 2: the DEIMOS
+    acquisition function over the pool with the batch numbered in pick order; panel 3: the refit
+    after labelling the batch. Written atomically (temp file, then rename).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    for frame, columns, what in (
+        (curves, FIGURE1_CURVE_COLUMNS, "curves"),
+        (points, FIGURE1_POINT_COLUMNS, "points"),
+    ):
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise InputError(f"Figure 1 {what} table lacks column {missing[0]!r}")
+    initial = points[points["status"] == "initial"]
+    pool = points[points["status"] == "pool"].sort_values("x")
+    picked = pool[pool["pick_order"] > 0].sort_values("pick_order")
+    fig = Figure(figsize=(7.0, 8.5), dpi=110)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(3, 1, sharex=True)
+    for ax, mean, sd, title, shown in (
+        (axes[0], "mean", "sd", "model on the initial labels", initial),
+        (axes[2], "refit_mean", "refit_sd", "refit after labelling the batch", None),
+    ):
+        ax.plot(curves["x"], curves["f"], "k--", linewidth=1, label="true function")
+        ax.plot(curves["x"], curves[mean], color="tab:blue", label="mean")
+        ax.fill_between(
+            curves["x"],
+            curves[mean] - curves[sd],
+            curves[mean] + curves[sd],
+            color="tab:blue",
+            alpha=0.25,
+            label="+/- 1 sd",
+        )
+        ax.scatter(initial["x"], initial["y"], color="black", s=14, zorder=3, label="labelled")
+        if shown is None:
+            ax.scatter(picked["x"], picked["y"], color="tab:red", s=30, zorder=4, label="batch")
+        ax.set_title(title)
+        ax.set_ylabel("y")
+        ax.legend(fontsize="small", loc="best")
+    axes[1].plot(pool["x"], pool["ei"], color="tab:green")
+    for _, row in picked.iterrows():
+        axes[1].annotate(
+            str(int(row["pick_order"])),
+            (row["x"], row["ei"]),
+            color="tab:red",
+            fontweight="bold",
+            ha="center",
+            va="bottom",
+        )
+        axes[1].plot(row["x"], row["ei"], "o", color="tab:red")
+    axes[1].set_title("DEIMOS acquisition function; the batch in pick order")
+    axes[1].set_ylabel("expected improvement")
+    axes[2].set_xlabel("x")
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -182,6 +182,35 @@ def predict_mean(
 # --- the batched head -------------------------------------------------------------------------
 
 
+def penultimate_embeddings(
+    model: DropoutModel, X: np.ndarray | torch.Tensor, batch_size: int = 256
+) -> torch.Tensor:
+    """Deterministic inputs of the last fully-connected layer (the core-set embedding).
+
+    Args:
+        model: a trained `DropoutModel`.
+        X: `(n, *model.input_shape)` inputs.
+        batch_size: rows per forward pass.
+
+    Returns:
+        `(n, d)` float CPU tensor, dropout off.
+    """
+    blocks = list(model.head_blocks())[:-1]
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    X_t = torch.as_tensor(X)
+    outs = []
+    with torch.inference_mode():
+        for start in range(0, X_t.shape[0], batch_size):
+            h = model.features(X_t[start : start + batch_size].to(device))
+            for block in blocks:
+                h = block(h)
+            outs.append(h.cpu())
+    model.train(was_training)
+    return torch.cat(outs)
+
+
 def _masked_head_weights(
     model: DropoutModel, masks: list[torch.Tensor]
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from deimos.assay import SimulatedAssay, donor_usage, generate_library
 from deimos.calibration import tau_inv_regression
 from deimos.errors import InputError
-from deimos.mc_dropout import predict_fixed_masks, predict_mean
+from deimos.mc_dropout import penultimate_embeddings, predict_fixed_masks, predict_mean
 from deimos.registry import get_selector
 from deimos.selection import Selection
 from deimos.sequences import one_hot
@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 
 # The acquisition methods that apply to a regression label (donor usage).
 REGRESSION_METHODS = ("deimos", "random", "maxvar")
+# The simulation also runs robust k-Center on the model's embeddings (the lab loop does not).
+SIMULATION_METHODS = (*REGRESSION_METHODS, "kcenter")
 
 
 @dataclass(frozen=True)
@@ -72,11 +74,11 @@ class SimulationConfig:
                 f"pool_size={self.pool_size} is too small for n_initial={self.n_initial} plus "
                 f"{self.n_rounds} rounds of batch_size={self.batch_size}"
             )
-        unknown = [m for m in self.methods if m not in REGRESSION_METHODS]
+        unknown = [m for m in self.methods if m not in SIMULATION_METHODS]
         if unknown or not self.methods:
             raise InputError(
                 f"methods {unknown or list(self.methods)} cannot run a regression campaign; "
-                f"use {', '.join(REGRESSION_METHODS)}"
+                f"use {', '.join(SIMULATION_METHODS)}"
             )
 
 
@@ -134,7 +136,20 @@ def run_simulated_campaign(config: SimulationConfig, *, progress: bool = True) -
                         seed=round_id,
                         progress=False,
                     ).numpy()
-                    picks = _select(method, pool_preds, config, tau_inv, round_id)
+                    if method == "kcenter":
+                        # Labelled points are the initial centers, in embedding space.
+                        emb = penultimate_embeddings(
+                            model, X_all[pool_idx[np.concatenate([labelled, unlabelled])]]
+                        )
+                        n_lab = len(labelled)
+                        picks = get_selector("kcenter")(
+                            emb, config.batch_size, labelled=np.arange(n_lab)
+                        )
+                        picks = Selection(
+                            tuple(i - n_lab for i in picks.indices), picks.gains, picks.method
+                        )
+                    else:
+                        picks = _select(method, pool_preds, config, tau_inv, round_id)
                     batch_gain = float(np.sum(picks.gains))
                     new = unlabelled[list(picks.indices)]
                     y_labelled += list(_measure(assay, ids, library.seqs, pool_idx[new]))

@@ -200,9 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(handler=cmd_simulate)
 
-    from deimos_cli import lab_loop
+    from deimos_cli import benchmark, lab_loop
 
     lab_loop.add_commands(sub)
+    benchmark.add_commands(sub)
     return parser
 
 

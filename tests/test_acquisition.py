@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from dense_reference import dense_select
+from dense_reference import dense_covariance, dense_select
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deimos.acquisition import centred_factors, select_deimos
+from deimos.acquisition import centred_factors, deimos_expected_improvement, select_deimos
 from deimos.errors import InputError
 
 
@@ -248,3 +248,26 @@ def _escape(text: str) -> str:
     import re
 
     return re.escape(text)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_acquisition_function_is_eq5_on_the_dense_covariance(seed):
+    rng = np.random.default_rng(500 + seed)
+    n, n_masks = int(rng.integers(5, 40)), int(rng.integers(2, 12))
+    preds = rng.normal(size=(n, n_masks)) * rng.uniform(0.1, 3, size=(n, 1))
+    tau_inv = float(rng.uniform(0.001, 0.5))
+    V = dense_covariance(preds) + tau_inv * np.eye(n)
+    expected = (V**2).sum(axis=0) / np.diag(V)
+    got = deimos_expected_improvement(preds, tau_inv).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-10)
+    # The first greedy pick is the acquisition function's maximum, with that value as its gain.
+    first = select_deimos(preds, 1, tau_inv=tau_inv)
+    assert first.indices[0] == int(np.argmax(expected))
+    assert first.gains[0] == pytest.approx(expected.max(), rel=1e-10)
+
+
+def test_acquisition_function_rejects_classification_and_bad_tau():
+    with pytest.raises(InputError, match="regression predictions"):
+        deimos_expected_improvement(np.ones((4, 2, 5)) / 2, 0.1)
+    with pytest.raises(InputError):
+        deimos_expected_improvement(np.random.default_rng(0).normal(size=(4, 5)), -1.0)

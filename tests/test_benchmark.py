@@ -14,7 +14,9 @@ from deimos.benchmark import (
     SCALES,
     BenchmarkTask,
     acquisitions_to_threshold,
+    figure1_data,
     plot_benchmark_curves,
+    plot_figure1,
     prepare_benchmark_data,
     run_benchmark,
 )
@@ -22,7 +24,7 @@ from deimos.errors import InputError
 
 # The smoke digits task cut to 2 rounds of 2 labels and a few epochs: a run takes ~1 s.
 TINY_DIGITS = dataclasses.replace(
-    SCALES["smoke"]["digits_7v9"], batch_size=2, n_rounds=2, epochs=4, n_masks=8
+    SCALES["smoke"]["digits_7v9_b1"], batch_size=2, n_rounds=2, epochs=4, n_masks=8
 )
 
 
@@ -37,7 +39,7 @@ def test_run_returns_tidy_learning_curve(tiny_runs, method):
     assert tuple(frame.columns) == RESULT_COLUMNS
     assert frame["round"].tolist() == [0, 1, 2]
     assert frame["n_labels"].tolist() == [10, 12, 14]  # n_initial, then + batch_size per round
-    assert (frame["task"] == "digits_7v9").all()
+    assert (frame["task"] == "digits_7v9_b1").all()
     assert (frame["method"] == method).all()
     assert (frame["seed"] == 1).all()
     assert (frame["metric_name"] == "accuracy").all()
@@ -66,12 +68,12 @@ def test_different_seed_draws_different_class_balanced_initial_set():
 @pytest.mark.parametrize(
     ("task_name", "method"),
     [
-        ("digits_7v9", "maxvar"),
+        ("digits_7v9_b1", "maxvar"),
         ("synthetic_1d", "bald"),
         ("synthetic_1d", "maxent"),
         ("synthetic_1d", "batchbald"),
-        ("splicing_sim", "kcenter"),
-        ("digits_7v9", "no-such-method"),
+        ("splicing_b1", "maxent"),
+        ("digits_7v9_b1", "no-such-method"),
     ],
 )
 def test_method_that_does_not_fit_the_task_is_rejected(task_name, method):
@@ -174,5 +176,67 @@ def test_smoke_and_paper_scales_are_valid_tasks():
         for name, task in scale.items():
             assert isinstance(task, BenchmarkTask)
             assert task.name == name
-    assert SCALES["paper"]["splicing_sim"].n_initial == 75
-    assert SCALES["paper"]["fashion_7v9"].pool_size == 2500
+    assert SCALES["paper"]["splicing_b1"].n_initial == 75
+    assert SCALES["paper"]["fashion_7v9_b1"].pool_size == 2500
+
+
+def test_every_task_of_the_issue_exists_at_both_scales():
+    expected = {
+        "splicing_b1": 1,
+        "splicing_b10": 10,
+        "fashion_7v9_b1": 1,
+        "fashion_7v9_b25": 25,
+        "fashion_10_b100": 100,
+        "digits_7v9_b1": 1,
+        "synthetic_1d": None,
+    }
+    for scale in SCALES.values():
+        assert set(scale) == set(expected)
+        for name, batch in expected.items():
+            if batch is not None:
+                assert scale[name].batch_size == batch
+    paper = SCALES["paper"]
+    assert all(t.n_masks == 50 for t in paper.values())
+    assert paper["fashion_10_b100"].pool_size == 2000 and paper["fashion_10_b100"].n_initial == 30
+
+
+# The smoke 1-D task with fewer epochs: a Figure 1 in about a second.
+TINY_1D = dataclasses.replace(SCALES["smoke"]["synthetic_1d"], epochs=10, n_masks=10)
+
+
+def test_figure1_data_picks_a_batch_in_order_and_refits(tmp_path):
+    curves, points = figure1_data(TINY_1D, seed=3, batch_size=5, n_grid=50)
+    assert len(curves) == 50 and curves["x"].is_monotonic_increasing
+    assert (curves["sd"] > 0).all()
+    pool = points[points["status"] == "pool"]
+    initial = points[points["status"] == "initial"]
+    assert len(initial) == TINY_1D.n_initial and initial["ei"].isna().all()
+    assert len(pool) == TINY_1D.pool_size - TINY_1D.n_initial
+    assert sorted(pool.loc[pool["pick_order"] > 0, "pick_order"]) == [1, 2, 3, 4, 5]
+    # The first pick maximises the acquisition function; later ones need not (conditioning).
+    first = pool[pool["pick_order"] == 1].iloc[0]
+    assert first["ei"] == pytest.approx(pool["ei"].max())
+    # Refitting on five more labels changes the model.
+    assert not np.allclose(curves["mean"], curves["refit_mean"])
+    path = plot_figure1(curves, points, tmp_path / "figure1.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_figure1_rejects_a_task_that_is_not_1d_and_incomplete_tables(tmp_path):
+    with pytest.raises(InputError, match="Figure 1 needs a synthetic_1d task"):
+        figure1_data(TINY_DIGITS, seed=0)
+    curves = pd.DataFrame({"x": [0.0], "f": [0.0], "mean": [0.0], "sd": [0.0]})
+    points = pd.DataFrame({c: [] for c in ("x", "y", "status", "ei", "pick_order")})
+    with pytest.raises(InputError, match="curves table lacks column 'refit_mean'"):
+        plot_figure1(curves, points, tmp_path / "f.png")
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_splicing_task_runs_kcenter():
+    task = dataclasses.replace(
+        SCALES["smoke"]["splicing_b10"], n_rounds=1, epochs=2, n_masks=4, pool_size=200
+    )
+    frame = run_benchmark(task, "kcenter", seed=0)
+    assert frame["n_labels"].tolist() == [40, 50]
+    assert (frame["method"] == "kcenter").all()

@@ -93,3 +93,21 @@ def test_demo_cli_writes_curve_and_plot(tmp_path):
     png = (out / "learning_curve.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 5000
     assert "test MSE" in result.stdout
+
+
+@pytest.mark.slow
+def test_kcenter_campaign_picks_new_points_from_the_pool():
+    config = SimulationConfig(**{**TINY, "methods": ("kcenter", "random")})
+    curve = run_simulated_campaign(config, progress=False)
+    kcenter = curve[curve["method"] == "kcenter"]
+    assert kcenter["n_labels"].tolist() == [20, 30, 40]
+    # A pick's gain is its distance to the nearest labelled point: new points are far from them.
+    assert (kcenter[kcenter["round"] < 2]["batch_gain"] > 0).all()
+    assert (kcenter["test_mse"] > 0).all()
+
+
+def test_lab_loop_methods_stay_without_kcenter():
+    # The lab loop's select stage has no embeddings step; only the simulation runs k-Center.
+    from deimos.simulation import REGRESSION_METHODS, SIMULATION_METHODS
+
+    assert "kcenter" in SIMULATION_METHODS and "kcenter" not in REGRESSION_METHODS

@@ -143,6 +143,29 @@ def predict_fixed_masks(
     return out
 
 
+def shard_ranges(n: int, n_shards: int, align: int = 256) -> list[tuple[int, int]]:
+    """Split `n` rows into at most `n_shards` contiguous `[start, stop)` ranges.
+
+    Shard boundaries are multiples of `align` (use the prediction `batch_size`), so each shard's
+    mini-batches are the same rows the single-process call would form; with the padding of
+    `predict_fixed_masks` every row is then computed by the same kernels either way.
+
+    Returns:
+        Non-empty ranges in order, covering `0..n`; fewer than `n_shards` when `n` is small.
+    """
+    for value, name, minimum in ((n, "n", 0), (n_shards, "n_shards", 1), (align, "align", 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    blocks = -(-n // align)  # ceil
+    per_shard = -(-blocks // n_shards) if blocks else 0
+    ranges = []
+    for start_block in range(0, blocks, max(per_shard, 1)):
+        start = start_block * align
+        stop = min(n, (start_block + per_shard) * align)
+        ranges.append((start, stop))
+    return ranges
+
+
 def predict_mean(
     model: DropoutModel,
     X: np.ndarray | torch.Tensor,

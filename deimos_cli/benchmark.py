@@ -75,6 +75,8 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     from deimos_cli.lab_loop import _prefect_defaults
     from tasks.benchmark_tasks import RUNS_DIR, benchmark_runs
 
+    if args.workers < 1:
+        raise InputError(f"--workers must be at least 1, got {args.workers}")
     params = _params(args)
     runs = benchmark_runs(params)
     if not runs:
@@ -86,7 +88,14 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     _prefect_defaults()
     from flows.benchmark import benchmark
 
-    result = benchmark(str(out_dir), params.to_dict())
+    if args.workers > 1:
+        from flows.dask_runner import dask_task_runner, one_prefect_server
+
+        with one_prefect_server():
+            flow = benchmark.with_options(task_runner=dask_task_runner(args.workers))
+            result = flow(str(out_dir), params.to_dict())
+    else:
+        result = benchmark(str(out_dir), params.to_dict())
     print(f"{result['n_runs']} runs in {result['seconds']:.0f} s")
     _print_summary(out_dir)
     return 0
@@ -117,6 +126,9 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--no-appendix-a", action="store_true", help="skip the Appendix A study")
     p.add_argument("--no-figure1", action="store_true", help="skip Figure 1")
     p.add_argument("--fresh", action="store_true", help="ignore runs finished before")
+    p.add_argument(
+        "--workers", type=int, default=1, help="run the runs on a local Dask cluster of N processes"
+    )
     p.add_argument("--out", type=Path, default=Path("bench-results/benchmark"))
     p.set_defaults(handler=cmd_benchmark)
 

@@ -153,6 +153,39 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_score(args: argparse.Namespace) -> int:
+    """`deimos predict` in shards through the Prefect `score-pool` flow (Dask when asked)."""
+    from deimos_cli.lab_loop import _prefect_defaults
+
+    if args.shards < 1 or args.workers < 1:
+        raise InputError("--shards and --workers must be at least 1")
+    for path, what in ((args.model, "model"), (args.fasta, "FASTA pool")):
+        if not path.is_file():
+            raise InputError(f"{path}: {what} file not found")
+    _prefect_defaults()
+    params = {
+        "model_path": str(args.model),
+        "fasta": str(args.fasta),
+        "out": str(args.out),
+        "n_masks": args.masks,
+        "seed": args.seed,
+        "shards": args.shards,
+    }
+    if args.dask_address or args.workers > 1:
+        from flows.score_pool import score_pool_on_dask
+
+        result = score_pool_on_dask(workers=args.workers, dask_address=args.dask_address, **params)
+    else:
+        from flows.score_pool import score_pool
+
+        result = score_pool(**params)
+    print(
+        f"wrote {result['out']} ({result['n']} x {result['n_masks']}) from "
+        f"{len(result['shards'])} shards"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="deimos", description="Active learning for lab loops.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -189,6 +222,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_predict)
 
     p = sub.add_parser(
+        "score", help="fixed-mask predictions in shards (Prefect flow; Dask with --workers)"
+    )
+    p.add_argument("--model", type=Path, required=True, help="a file written by deimos train")
+    p.add_argument("--fasta", type=Path, required=True)
+    p.add_argument("--masks", type=int, default=50, help="number of fixed dropout masks J")
+    p.add_argument("--seed", type=int, default=0, help="seed of the masks (shared by shards)")
+    p.add_argument("--shards", type=int, default=4, help="prediction tasks")
+    p.add_argument("--workers", type=int, default=1, help="local Dask worker processes")
+    p.add_argument("--dask-address", help="scheduler of an existing Dask cluster")
+    p.add_argument("--out", type=Path, required=True, help=".npy to write; ids go beside it")
+    p.set_defaults(handler=cmd_score)
+
+    p = sub.add_parser(
         "simulate", help="in-process simulated campaign comparing methods (no Prefect/DVC)"
     )
     p.add_argument("--dir", type=Path, default=Path("out/simulate"), help="where results go")
@@ -200,10 +246,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(handler=cmd_simulate)
 
-    from deimos_cli import benchmark, lab_loop
+    from deimos_cli import benchmark, deploy, lab_loop
 
     lab_loop.add_commands(sub)
     benchmark.add_commands(sub)
+    deploy.add_commands(sub)
     return parser
 
 

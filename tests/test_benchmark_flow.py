@@ -6,6 +6,7 @@ import asyncio
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -226,3 +227,20 @@ def test_dvc_stage_runs_the_benchmark_and_is_then_up_to_date(prefect_server, tmp
     assert "Running stage 'benchmarks/dvc.yaml:benchmark'" in third
     results = pd.read_csv(tmp_path / "benchmarks" / "results" / report.RESULTS_CSV)
     assert sorted(results["seed"].unique()) == [0, 1]
+
+
+@pytest.mark.slow
+def test_runs_spread_over_dask_processes_agree_with_one_process(flow_run, tmp_path):
+    from deimos_cli.main import main
+
+    out, _ = flow_run
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({**TINY, "appendix_a_instances": 0, "figure1": False}))
+    spread = tmp_path / "spread"
+    assert main(["benchmark", "--params", str(params), "--out", str(spread), "--workers", "2"]) == 0
+    one = pd.read_csv(out / report.RESULTS_CSV)
+    two = pd.read_csv(spread / report.RESULTS_CSV)
+    key = ["task", "method", "seed", "round", "n_labels"]
+    pd.testing.assert_frame_equal(one[key], two[key])
+    # Single-threaded workers sum in another order than the 2-thread process: last bits only.
+    np.testing.assert_allclose(two["metric"], one["metric"], rtol=1e-6)

@@ -344,7 +344,9 @@ def plot_ratios(results: Sequence[InstanceResult], path: Path, n_points: int | N
         ax.set_ylabel("instances")
     for ax in list(axes.flat)[len(settings) :]:
         ax.set_visible(False)
-    fig.savefig(path, dpi=100, format="png")
+    from deimos.plots import save_png
+
+    save_png(fig, path, dpi=100)
 
 
 def check_paper_example() -> tuple[list[int], float, tuple[int, ...], float]:

@@ -29,7 +29,6 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from deimos.atomic import replacing
 from deimos.calibration import (
     tau_inv_regression,
     tau_s_inv_classification,
@@ -45,6 +44,7 @@ from deimos.datasets import (
 from deimos.errors import InputError
 from deimos.images import FASHION_MNIST_CLASSES, load_fashion_mnist
 from deimos.mc_dropout import penultimate_embeddings, predict_fixed_masks, predict_mean
+from deimos.plots import save_png
 from deimos.registry import get_selector
 from deimos.selection import Selection
 from deimos.simulation import SIMULATION_METHODS as SPLICING_METHODS
@@ -102,7 +102,8 @@ def _check_method(task: BenchmarkTask, method: object) -> None:
         )
 
 
-def _check_results(results: object) -> None:
+def check_results(results: object) -> None:
+    """Raise InputError unless `results` is a DataFrame with every column of RESULT_COLUMNS."""
     if not isinstance(results, pd.DataFrame):
         raise InputError(f"results must be a pandas DataFrame, got {type(results).__name__}")
     missing = [c for c in RESULT_COLUMNS if c not in results.columns]
@@ -805,7 +806,7 @@ def acquisitions_to_threshold(
     Raises:
         InputError: missing columns, a task without a threshold, or mixed metric names in a task.
     """
-    _check_results(results)
+    check_results(results)
     missing = [t for t in results["task"].unique() if t not in thresholds]
     if missing:
         raise InputError(f"no threshold for task {missing[0]!r}; give one per task in results")
@@ -851,7 +852,7 @@ def plot_benchmark_curves(results: pd.DataFrame, path: str | Path) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    _check_results(results)
+    check_results(results)
     if results.empty:
         raise InputError("results is empty; nothing to plot")
     tasks = list(results["task"].unique())
@@ -879,11 +880,7 @@ def plot_benchmark_curves(results: pd.DataFrame, path: str | Path) -> Path:
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with replacing(path) as tmp:
-        fig.savefig(tmp, format="png")
-    return path
+    return save_png(fig, path)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1028,8 +1025,4 @@ def plot_figure1(curves: pd.DataFrame, points: pd.DataFrame, path: str | Path) -
     axes[1].set_ylabel("expected improvement")
     axes[2].set_xlabel("x")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with replacing(path) as tmp:
-        fig.savefig(tmp, format="png")
-    return path
+    return save_png(fig, path)

@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from deimos.atomic import replacing, write_text_atomic
+from deimos.atomic import write_text_atomic
 from deimos.batch_optimality import InstanceResult, plot_ratios, summarize
 from deimos.benchmark import (
-    RESULT_COLUMNS,
     acquisitions_to_threshold,
+    check_results,
     plot_benchmark_curves,
     plot_figure1,
 )
@@ -128,11 +128,8 @@ def _lr_test(smf, chi2, pair: pd.DataFrame) -> tuple[float, float, float] | None
 
 
 def _check_results(results: object) -> None:
-    if not isinstance(results, pd.DataFrame):
-        raise InputError(f"results must be a pandas DataFrame, got {type(results).__name__}")
-    missing = [c for c in RESULT_COLUMNS if c not in results.columns]
-    if missing:
-        raise InputError(f"results lacks column {missing[0]!r}; expected {list(RESULT_COLUMNS)}")
+    check_results(results)
+    assert isinstance(results, pd.DataFrame)
     if results.empty:
         raise InputError("results table is empty")
 
@@ -328,8 +325,7 @@ def write_benchmark_report(tables: BenchmarkTables, out_dir: Path) -> Path:
     ]
     if tables.appendix_a is not None and not tables.appendix_a.empty:
         instances = _instance_results(tables.appendix_a)
-        with replacing(out_dir / APPENDIX_A_PNG) as tmp:
-            plot_ratios(instances, tmp)
+        plot_ratios(instances, out_dir / APPENDIX_A_PNG)
         summaries = pd.DataFrame([s.__dict__ for s in summarize(instances)])
         lines += [
             "## Greedy vs optimal batches (Appendix A)",

@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from deimos.atomic import replacing
+
+
+def save_png(fig: Any, path: str | Path, dpi: int | None = None) -> Path:
+    """Write a matplotlib figure as PNG to `path` atomically (temp file, then rename), creating
+    the parent directory; a reader never sees half an image."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with replacing(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    return path
 
 
 def plot_learning_curves(
@@ -39,8 +50,4 @@ def plot_learning_curves(
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with replacing(path) as tmp:
-        fig.savefig(tmp, format="png")
-    return path
+    return save_png(fig, path)

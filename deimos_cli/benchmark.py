@@ -37,8 +37,6 @@ def _params(args: argparse.Namespace) -> Any:
     for key in ("tasks", "methods"):
         if getattr(args, key):
             values[key] = getattr(args, key)
-    if args.scale is not None and args.params is None:
-        values["overrides"], values["thresholds"] = {}, {}
     if args.threshold:
         values["thresholds"] = {**values["thresholds"], **_thresholds(args.threshold)}
     if args.no_appendix_a:

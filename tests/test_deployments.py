@@ -117,6 +117,17 @@ def test_deimos_deploy_registers_every_deployment(prefect_server, tmp_path):
     assert asyncio.run(read("ingest-labels/ingest-labels")).work_pool_name == "deimos-process"
 
 
+def _stop(proc: subprocess.Popen, sig: int) -> None:
+    """Signal a child and reap it, killing it if it lingers (an unreaped child would be a
+    ResourceWarning, an error under this suite's warning filter)."""
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=30)
+
+
 def _wait_for(predicate, timeout, what, detail=lambda: ""):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -167,11 +178,7 @@ def scheduling_server(tmp_path):
         _wait_for(healthy, timeout=120, what="prefect server start")
         yield url
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        _stop(server, signal.SIGTERM)
 
 
 @pytest.mark.slow
@@ -232,11 +239,7 @@ def test_served_deployment_runs_a_scheduled_round(scheduling_server, tmp_path):
             detail=lambda: seen[-1:],
         )
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop(proc, signal.SIGINT)
         log.close()
     output = (tmp_path / "serve.log").read_text()
     assert "al-round every 30 s" in output

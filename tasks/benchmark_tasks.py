@@ -155,12 +155,13 @@ class BenchmarkParams:
             if key in values and not isinstance(values[key], Mapping):
                 raise InputError(f"{source}: {key} must be a mapping")
         if "overrides" in values:
-            values["overrides"] = {
-                str(k): {f: _tuple_if_list(v) for f, v in (fs or {}).items()}
-                if isinstance(fs, Mapping | type(None))
-                else fs
-                for k, fs in values["overrides"].items()
-            }
+            overrides = {}
+            for name, fields in values["overrides"].items():
+                if not isinstance(fields, Mapping | None):
+                    raise InputError(f"{source}: overrides.{name} must map field names to values")
+                # YAML lists become tuples, as BenchmarkTask's sequence fields are.
+                overrides[str(name)] = {f: _tuple_if_list(v) for f, v in (fields or {}).items()}
+            values["overrides"] = overrides
         try:
             return cls(**values)
         except InputError as exc:

@@ -154,6 +154,7 @@ def test_same_seeds_give_every_method_the_same_start(flow_run):
         ({"batch": 3}, "unknown parameter 'batch'"),
         ({"tasks": "synthetic_1d"}, "tasks must be a list of names"),
         ({"figure1": "yes"}, "figure1 must be true or false"),
+        ({"overrides": {"synthetic_1d": [1, 2]}}, "overrides.synthetic_1d must map field names"),
         ({"appendix_a_points": 8}, "appendix_a_points must be at least 10"),
         ({"appendix_a_points": 40}, "small enough for exhaustive search, got 40"),
     ],
@@ -188,6 +189,8 @@ def test_cli_bad_params_exit_2_and_create_nothing(tmp_path, capsys):
     assert f"{bad}: not valid YAML" in capsys.readouterr().err
     assert main(["benchmark", "--tasks", "nope", "--out", str(out)]) == 2
     assert "unknown task 'nope'" in capsys.readouterr().err
+    assert main(["benchmark", "--workers", "0", "--out", str(out)]) == 2
+    assert "--workers must be at least 1, got 0" in capsys.readouterr().err
     assert not out.exists()
 
 

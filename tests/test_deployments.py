@@ -103,6 +103,18 @@ def test_deimos_deploy_registers_every_deployment(prefect_server, tmp_path):
     # Without the GPU pool: a clear error, and it names where the template is.
     assert main(["deploy", "--file", str(ROOT / "prefect.yaml"),
                  "--campaign", str(campaign.root)]) == 2  # fmt: skip
+
+    async def pool_exists(name):
+        from prefect.exceptions import ObjectNotFound
+
+        async with get_client() as client:
+            try:
+                await client.read_work_pool(name)
+            except ObjectNotFound:
+                return False
+            return True
+
+    assert not asyncio.run(pool_exists("deimos-process"))  # the refusal created nothing
     asyncio.run(make_pools())
     assert main(["deploy", "--file", str(ROOT / "prefect.yaml"),
                  "--campaign", str(campaign.root)]) == 0  # fmt: skip

@@ -42,7 +42,7 @@ benchmark: $(STAMP) $(FASHION_MNIST)
 	$(VENV)/bin/deimos benchmark --params benchmarks/params.yaml --out bench-results/smoke
 
 study: $(STAMP)
-	$(PY) -m deimos.batch_optimality --out out/batch_optimality
+	$(PY) -m deimos.acquisition.optimality --out out/batch_optimality
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from deimos.selection import Selection
+from deimos.acquisition.selection import Selection
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ def dense_deimos(preds: np.ndarray, batch_size: int, tau_inv: float) -> list[int
 
 def run_case(case: Case) -> dict[str, object]:
     """Run one case in this process; return its row of the table."""
-    from deimos.registry import get_selector
+    from deimos.acquisition.registry import get_selector
 
     preds = make_predictions(case)
     tau_inv = default_tau_inv(preds)

@@ -36,8 +36,8 @@ def measure_one(n: int, n_masks: int, batch: int) -> dict[str, float]:
     """Score `n` random sequences and select `batch` of them, in this process."""
     import torch
 
-    from deimos.acquisition import select_deimos
-    from deimos.mc_dropout import predict_fixed_masks
+    from deimos.acquisition.deimos import select_deimos
+    from deimos.uncertainty.predict import predict_fixed_masks
     from models.splicing import SplicingCNN
 
     model = SplicingCNN(seed=0)
@@ -65,9 +65,9 @@ def measure_one(n: int, n_masks: int, batch: int) -> dict[str, float]:
 
 def measure_dask(n: int, n_masks: int) -> dict[str, object]:
     """`score-pool` on one process vs a 2-worker local Dask cluster, same FASTA and masks."""
-    from deimos.assay import generate_library
-    from deimos.sequences import write_fasta
-    from deimos.training import save_model
+    from deimos.data.assay import generate_library
+    from deimos.data.sequences import write_fasta
+    from deimos.uncertainty.train import save_model
     from flows.score_pool import score_pool, score_pool_on_dask
     from models.splicing import SplicingCNN
 

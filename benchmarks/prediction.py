@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from deimos.mc_dropout import predict_fixed_masks, predict_mean
+from deimos.uncertainty.predict import predict_fixed_masks, predict_mean
 from models import DropoutModel, ImageCNN, SplicingCNN
 
 N_SEQUENCES = 265_137

@@ -49,7 +49,7 @@ def _params(args: argparse.Namespace) -> Any:
 def _print_summary(out_dir: Path) -> None:
     import pandas as pd
 
-    from deimos import benchmark_report as report
+    from deimos.experiments import report as report
 
     summary = pd.read_csv(out_dir / report.THRESHOLD_CSV)
     lmm = pd.read_csv(out_dir / report.LMM_CSV)
@@ -101,7 +101,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
 def cmd_benchmark_report(args: argparse.Namespace) -> int:
     """Regenerate the report from the tables in a results directory."""
-    from deimos import benchmark_report as report
+    from deimos.experiments import report as report
 
     results_dir = args.results_dir
     tables = report.read_benchmark_tables(results_dir, _thresholds(args.threshold or []))

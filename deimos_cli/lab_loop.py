@@ -22,7 +22,7 @@ def _prefect_defaults() -> None:
 
 
 def _campaign(path: Path) -> Any:
-    from tasks.campaign import Campaign
+    from deimos.campaign.layout import Campaign
 
     campaign = Campaign(path)
     campaign.check()
@@ -30,8 +30,8 @@ def _campaign(path: Path) -> Any:
 
 
 def _params_from_args(args: argparse.Namespace, simulated: bool) -> Any:
-    from tasks.campaign import CampaignParams, ExportParams, S3Params, TrainParams
-    from tasks.create import default_simulation_params
+    from deimos.campaign.create import default_simulation_params
+    from deimos.campaign.params import CampaignParams, ExportParams, S3Params, TrainParams
 
     if simulated:
         params = default_simulation_params(
@@ -73,7 +73,7 @@ def _params_from_args(args: argparse.Namespace, simulated: bool) -> Any:
 
 def cmd_init(args: argparse.Namespace) -> int:
     """Create a campaign directory: git + DVC repo, params.yaml, dvc.yaml, tracked data/."""
-    from tasks.create import create_campaign
+    from deimos.campaign.create import create_campaign
 
     if (args.pool is None) == (not args.simulated):
         raise InputError("give exactly one of --pool FASTA or --simulated")
@@ -235,8 +235,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     """Where the campaign stands: round, labels, open requests, last metrics, git/DVC state."""
     import pandas as pd
 
-    from deimos.labels import LabelStore
-    from tasks import repo
+    from deimos.campaign import repo
+    from deimos.lab.labels import LabelStore
     from tasks.label_tasks import open_round, requested_ids
     from tasks.round_tasks import REPORT_PLOT, REPORT_TABLE
 
@@ -293,8 +293,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """A simulated campaign through Prefect + DVC: init (if needed), then N rounds."""
     _prefect_defaults()
-    from tasks.campaign import Campaign
-    from tasks.create import create_campaign
+    from deimos.campaign.create import create_campaign
+    from deimos.campaign.layout import Campaign
 
     if args.rounds < 1:
         raise InputError(f"--rounds must be at least 1, got {args.rounds}")
@@ -331,7 +331,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_regenerate(args: argparse.Namespace) -> int:
     """Rewrite a simulated campaign's data/ from params.yaml and check it against data.dvc."""
-    from tasks.create import regenerate_data
+    from deimos.campaign.create import regenerate_data
 
     campaign = _campaign(args.campaign)
     regenerate_data(campaign.root)

@@ -35,7 +35,7 @@ def _write_text_atomic(path: Path, text: str) -> None:
 
 def cmd_select(args: argparse.Namespace) -> int:
     """Pick a batch from saved fixed-mask predictions with any registered method."""
-    from deimos.registry import get_selector
+    from deimos.acquisition.registry import get_selector
 
     preds = _load_array(args.preds, "predictions")
     kwargs: dict[str, object] = {}
@@ -67,8 +67,8 @@ def cmd_select(args: argparse.Namespace) -> int:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     """In-process simulated splicing campaign, DEIMOS against random, with a learning curve."""
+    from deimos.loop.simulation import SimulationConfig, run_simulated_campaign
     from deimos.plots import plot_learning_curves
-    from deimos.simulation import SimulationConfig, run_simulated_campaign
 
     config = SimulationConfig(
         pool_size=args.pool_size,
@@ -98,10 +98,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a SplicingCNN from scratch on the labelled sequences of a FASTA pool."""
-    from deimos.datasets import split_indices
-    from deimos.labels import aggregate_replicates, read_label_file
-    from deimos.sequences import one_hot, read_fasta
-    from deimos.training import TrainConfig, save_model, train_model
+    from deimos.data.datasets import split_indices
+    from deimos.data.sequences import one_hot, read_fasta
+    from deimos.lab.labels import aggregate_replicates, read_label_file
+    from deimos.uncertainty.train import TrainConfig, save_model, train_model
     from models.splicing import SplicingCNN
 
     pool = read_fasta(args.fasta, length=args.length)
@@ -133,9 +133,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Fixed-mask MC-dropout predictions of every sequence of a FASTA pool, as a .npy."""
-    from deimos.mc_dropout import predict_fixed_masks
-    from deimos.sequences import one_hot, read_fasta
-    from deimos.training import load_model
+    from deimos.data.sequences import one_hot, read_fasta
+    from deimos.uncertainty.predict import predict_fixed_masks
+    from deimos.uncertainty.train import load_model
 
     model = load_model(args.model)
     length = int(model.input_shape[-1])

@@ -6,7 +6,7 @@ from typing import Any
 
 from prefect import flow
 
-from tasks.campaign import STAGES, Campaign, campaign_lock
+from deimos.campaign.layout import STAGES, Campaign, campaign_lock
 from tasks.round_tasks import (
     commit_round,
     publish_batch,

@@ -11,8 +11,8 @@ from typing import Any
 
 from prefect import flow
 
+from deimos.campaign.layout import Campaign
 from flows.ingest_labels import ingest_labels
-from tasks.campaign import Campaign
 from tasks.label_tasks import collect_returned_labels, open_round
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from prefect import flow
 
-from tasks.campaign import Campaign, campaign_lock
+from deimos.campaign.layout import Campaign, campaign_lock
 from tasks.label_tasks import close_round, ingest_label_file, record_ingestion, version_labels
 
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from deimos.sequences import read_fasta
-from deimos.training import load_model
+from deimos.data.sequences import read_fasta
+from deimos.uncertainty.train import load_model
 from flows.dask_runner import dask_task_runner, one_prefect_server
 from tasks.scoring_tasks import plan_shards, predict_shard, save_predictions
 

@@ -2,7 +2,7 @@
 
 Every model is a `DropoutModel`: `trunk(x)` (deterministic features) followed by a `head` of
 `HeadBlock`s (`Dropout -> Linear -> activation`), plus `dropout_p`, `task` and `n_classes`.
-`deimos.mc_dropout` relies on exactly this interface.
+`deimos.uncertainty.predict` relies on exactly this interface.
 """
 
 from models.base import DropoutModel, HeadBlock

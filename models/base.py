@@ -60,7 +60,7 @@ class DropoutModel(nn.Module):
     """Base class: `forward(x) = head(trunk(x))` with dropout in the head only.
 
     Subclasses build `trunk` and call `_build_head`. They also record their constructor arguments
-    in `init_kwargs` (plain JSON values), which `deimos.training.save_model` stores next to the
+    in `init_kwargs` (plain JSON values), which `deimos.uncertainty.train.save_model` stores next to the
     weights so that `load_model` can rebuild the model without unpickling code.
 
     Attributes:

@@ -4,7 +4,7 @@
 per-task overrides; `benchmark_runs` expands it into independent `(task, method, seed)` runs.
 Each run is one Prefect task that caches its learning curve under `runs/` of the output
 directory (keyed by the run's full settings), so an interrupted paper-scale benchmark resumes
-where it stopped. Reports are written from the tables alone by `deimos.benchmark_report`.
+where it stopped. Reports are written from the tables alone by `deimos.experiments.report`.
 """
 
 from __future__ import annotations
@@ -24,18 +24,18 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from deimos import benchmark_report as report
+from deimos.acquisition.optimality import BATCH_SIZES, MAX_SUBSETS, run_study
 from deimos.atomic import write_text_atomic
-from deimos.batch_optimality import BATCH_SIZES, MAX_SUBSETS, run_study
-from deimos.benchmark import (
+from deimos.errors import InputError
+from deimos.experiments import report as report
+from deimos.experiments.benchmark import (
     METHODS_BY_KIND,
     SCALES,
     BenchmarkTask,
     figure1_data,
     run_benchmark,
 )
-from deimos.errors import InputError
-from deimos.simulation import SIMULATION_METHODS
+from deimos.loop.simulation import SIMULATION_METHODS
 
 #: Fields of `BenchmarkTask` a params file may override (the name and kind are fixed).
 OVERRIDABLE = tuple(

@@ -15,13 +15,15 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from deimos.assay import SimulatedAssay, write_measurements_csv
+from deimos.campaign import repo
+from deimos.campaign.create import INITIAL_ROUND
+from deimos.campaign.layout import Campaign, append_event, write_requested
+from deimos.campaign.params import set_round
+from deimos.data.assay import SimulatedAssay, write_measurements_csv
+from deimos.data.sequences import read_fasta
 from deimos.errors import InputError
-from deimos.labels import LabelStore
-from deimos.sequences import read_fasta
-from tasks import queue, repo
-from tasks.campaign import Campaign, append_event, set_round, write_requested
-from tasks.create import INITIAL_ROUND
+from deimos.lab.labels import LabelStore
+from deimos.lab.queue import local as queue
 from tasks.round_tasks import retry_unless_bad_input
 
 
@@ -196,7 +198,7 @@ def collect_returned_labels(campaign_dir: str, round_id: int) -> str | None:
     local = queue.returned_label_file(campaign.queue_dir(params), round_id)
     if local is not None or params.s3 is None:
         return None if local is None else str(local)
-    from tasks.s3_queue import download_object, find_returned_labels_s3  # boto3 only with S3
+    from deimos.lab.queue.s3 import download_object, find_returned_labels_s3  # boto3 only with S3
 
     settings = params.s3.settings()
     key = find_returned_labels_s3(settings, round_id)

@@ -17,11 +17,12 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from deimos.atomic import write_text_atomic
+from deimos.campaign import repo
+from deimos.campaign.create import restore_data
+from deimos.campaign.layout import Campaign
 from deimos.errors import InputError
+from deimos.lab.queue import local as queue
 from deimos.plots import plot_learning_curves
-from tasks import queue, repo
-from tasks.campaign import Campaign
-from tasks.create import restore_data
 
 REPORT_TABLE = "rounds.csv"
 REPORT_PLOT = "learning_curve.png"
@@ -92,14 +93,14 @@ def publish_batch(campaign_dir: str, round_id: int) -> dict[str, Any]:
 def publish_batch_s3(campaign_dir: str, round_id: int) -> dict[str, Any] | None:
     """Upload the round's export to the S3 queue (manifest last), when params.yaml has `s3`.
 
-    `tasks.s3_queue` retries with backoff itself; a failure here stops the round before it is
+    `deimos.lab.queue.s3` retries with backoff itself; a failure here stops the round before it is
     committed, and a re-run uploads the same files again.
     """
     campaign = Campaign(campaign_dir)
     params = campaign.params()
     if params.s3 is None:
         return None
-    from tasks.s3_queue import publish_batch_s3 as upload  # boto3 only where S3 is used
+    from deimos.lab.queue.s3 import publish_batch_s3 as upload  # boto3 only where S3 is used
 
     export_dir = campaign.round_dir(round_id) / "export"
     files = sorted(p for p in export_dir.iterdir() if p.is_file())

@@ -15,10 +15,10 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from deimos.atomic import replacing, write_text_atomic
+from deimos.data.sequences import one_hot, read_fasta
 from deimos.errors import InputError
-from deimos.mc_dropout import predict_fixed_masks, shard_ranges
-from deimos.sequences import one_hot, read_fasta
-from deimos.training import load_model
+from deimos.uncertainty.predict import predict_fixed_masks, shard_ranges
+from deimos.uncertainty.train import load_model
 
 PREDICT_BATCH = 256
 

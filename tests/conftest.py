@@ -1,12 +1,8 @@
 import os
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
-
-# tests/ holds shared oracles (dense_reference.py) and campaign helpers (lab_loop_helpers.py).
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # Before anything imports Prefect: its home (database, results) lives in a throwaway directory,
 # and nothing phones home from this offline machine.
@@ -35,7 +31,7 @@ def s3_server(tmp_path_factory):
     It accepts only the test credentials (`seaweed.TEST_ACCESS_KEY_ID`/`TEST_SECRET_ACCESS_KEY`),
     which the `s3_env` fixture puts in the environment.
     """
-    from seaweed import SeaweedServer
+    from tests.helpers.seaweed import SeaweedServer
 
     server = SeaweedServer(tmp_path_factory.mktemp("seaweed"))
     server.start()
@@ -50,7 +46,7 @@ def s3_env(monkeypatch):
     """AWS settings for one test: the test credentials, and nothing from the developer's machine
     (no ~/.aws profile, no instance-metadata lookups), and checksums only where S3 requires them
     (boto3 >= 1.36 otherwise sends headers SeaweedFS rejects)."""
-    from seaweed import TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY
+    from tests.helpers.seaweed import TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY
 
     for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
         monkeypatch.delenv(name, raising=False)

@@ -13,7 +13,6 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -109,19 +108,18 @@ def dense_deimos(preds: np.ndarray, batch_size: int, tau_inv: float) -> list[int
 
 def run_case(case: Case) -> dict[str, object]:
     """Run one case in this process; return its row of the table."""
-    from deimos.acquisition.registry import get_selector
+    from deimos.acquisition.deimos import select_deimos
+    from deimos.acquisition.registry import SelectionInputs, select
 
     preds = make_predictions(case)
     tau_inv = default_tau_inv(preds)
-    select: Callable[..., Selection]
-    if case.method == "deimos":
-        select = get_selector("deimos")
-        kwargs: dict[str, object] = {"tau_inv": tau_inv, "precision": case.dtype}
-    else:
-        select = get_selector(case.method)
-        kwargs = {"seed": 0}
     start = time.perf_counter()
-    selection = select(preds, case.batch_size, **kwargs)
+    selection: Selection
+    if case.method == "deimos":
+        # The precision option is DEIMOS' own, so it is called directly.
+        selection = select_deimos(preds, case.batch_size, tau_inv=tau_inv, precision=case.dtype)
+    else:
+        selection = select(case.method, SelectionInputs(case.batch_size, preds=preds, seed=0))
     seconds = time.perf_counter() - start
     row: dict[str, object] = asdict(case) | {"seconds": round(seconds, 3)}
     if case.dense_check:

@@ -85,3 +85,17 @@ def parse_settings(cls: type[S], raw: Any, source: str, *, prefix: str = "") -> 
         raise InputError(f"{source}: {describe_error(exc, prefix)}") from None
     except InputError as exc:
         raise InputError(f"{source}: {exc}") from exc
+
+
+def check_value(annotation: Any, value: Any, name: str) -> Any:
+    """Validate one argument against an annotated type (e.g. `PositiveInt`) outside a model.
+
+    Raises:
+        InputError: `name: reason (got value)`.
+    """
+    from pydantic import TypeAdapter
+
+    try:
+        return TypeAdapter(annotation).validate_python(value)
+    except ValidationError as exc:
+        raise InputError(describe_error(exc, name)) from None

@@ -35,22 +35,43 @@ def _write_text_atomic(path: Path, text: str) -> None:
 
 def cmd_select(args: argparse.Namespace) -> int:
     """Pick a batch from saved fixed-mask predictions with any registered method."""
-    from deimos.acquisition.registry import get_selector
+    from deimos.acquisition.registry import SelectionInputs, get_method, select
 
     preds = _load_array(args.preds, "predictions")
-    kwargs: dict[str, object] = {}
-    if args.pool_preds is not None:
-        kwargs["pool_preds"] = _load_array(args.pool_preds, "pool predictions")
+    method = get_method(args.method)
+    if "tau" in method.needs and args.tau_inv is None:
+        raise InputError(f"--tau-inv is required for --method {args.method}")
+    candidates = None
     if args.candidates is not None:
-        kwargs["candidates"] = _load_array(args.candidates, "candidate indices")
+        candidates = _load_array(args.candidates, "candidate indices")
     if args.method == "deimos":
-        if args.tau_inv is None:
-            raise InputError("--tau-inv is required for --method deimos")
-        kwargs["tau_inv"] = args.tau_inv
-    elif args.method == "random":
-        kwargs["seed"] = args.seed
-    select = get_selector(args.method)
-    selection = select(preds, args.batch_size, **kwargs)
+        # DEIMOS' own form: S = --preds, picks from --candidates (of S, or of --pool-preds).
+        from deimos.acquisition.deimos import select_deimos
+
+        pool = None if args.pool_preds is None else _load_array(args.pool_preds, "pool preds")
+        selection = select_deimos(
+            preds, args.batch_size, tau_inv=args.tau_inv, pool_preds=pool, candidates=candidates
+        )
+    elif args.pool_preds is not None:
+        raise InputError("--pool-preds goes with --method deimos (a sample S apart from the pool)")
+    else:
+        from deimos.acquisition.selection import check_candidates
+
+        rows = check_candidates(candidates, len(preds)).numpy()
+        picked = select(
+            args.method,
+            SelectionInputs(
+                batch_size=args.batch_size,
+                preds=preds[rows] if candidates is not None else preds,
+                embeddings=preds.reshape(len(preds), -1)[rows] if "embeddings" in method.needs
+                else None,
+                tau_inv=args.tau_inv,
+                seed=args.seed,
+            ),
+        )  # fmt: skip
+        selection = type(picked)(
+            tuple(int(rows[i]) for i in picked.indices), picked.gains, picked.method
+        )
     lines = ["rank,index,gain"]
     lines += [
         f"{r},{i},{g:.10g}"

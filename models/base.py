@@ -60,8 +60,8 @@ class DropoutModel(nn.Module):
     """Base class: `forward(x) = head(trunk(x))` with dropout in the head only.
 
     Subclasses build `trunk` and call `_build_head`. They also record their constructor arguments
-    in `init_kwargs` (plain JSON values), which `deimos.uncertainty.train.save_model` stores next to the
-    weights so that `load_model` can rebuild the model without unpickling code.
+    in `init_kwargs` (plain JSON values), which `deimos.uncertainty.train.save_model` stores next
+    to the weights so that `load_model` can rebuild the model without unpickling code.
 
     Attributes:
         trunk: deterministic feature extractor, `(batch, ...) -> (batch, n_features)`.

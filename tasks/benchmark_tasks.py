@@ -25,17 +25,13 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from deimos.acquisition.optimality import BATCH_SIZES, MAX_SUBSETS, run_study
+from deimos.acquisition.registry import METHODS, methods_for
 from deimos.atomic import write_text_atomic
 from deimos.errors import InputError
 from deimos.experiments import report as report
-from deimos.experiments.benchmark import (
-    METHODS_BY_KIND,
-    SCALES,
-    BenchmarkTask,
-    figure1_data,
-    run_benchmark,
-)
-from deimos.loop.simulation import SIMULATION_METHODS
+from deimos.experiments.benchmark import SCALES, BenchmarkTask
+from deimos.experiments.figure1 import figure1_data
+from deimos.experiments.runner import run_benchmark
 
 #: Fields of `BenchmarkTask` a params file may override (the name and kind are fixed).
 OVERRIDABLE = tuple(
@@ -82,7 +78,7 @@ class BenchmarkParams:
                 raise InputError(
                     f"unknown task {name!r} at scale {self.scale!r}; valid: {', '.join(known)}"
                 )
-        all_methods = {m for kind in METHODS_BY_KIND.values() for m in kind}
+        all_methods = set(METHODS)
         for method in self.methods:
             if method not in all_methods:
                 raise InputError(
@@ -212,9 +208,7 @@ def _tuple_if_list(value: object) -> object:
 
 def task_methods(task_: BenchmarkTask, methods: Sequence[str]) -> list[str]:
     """The methods of `methods` (all when empty) that apply to the task."""
-    valid = list(METHODS_BY_KIND[task_.kind])
-    if task_.dataset == "splicing_sim":
-        valid = [m for m in valid if m in SIMULATION_METHODS]
+    valid = list(methods_for(task_.kind))
     return [m for m in (methods or valid) if m in valid]
 
 

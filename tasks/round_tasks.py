@@ -18,6 +18,7 @@ from prefect.cache_policies import NO_CACHE
 
 from deimos.atomic import write_text_atomic
 from deimos.campaign import repo
+from deimos.campaign.code_version import CODE_FILE, write_code_file
 from deimos.campaign.create import restore_data
 from deimos.campaign.layout import Campaign
 from deimos.errors import InputError
@@ -48,8 +49,11 @@ def retry_unless_bad_input(task: Any, task_run: Any, state: Any) -> bool:
     retry_condition_fn=retry_unless_bad_input,
 )
 def restore_campaign_data(campaign_dir: str) -> str:
-    """Tracked data/ in the workspace: present, pulled from the DVC remote, or regenerated."""
-    return restore_data(campaign_dir)
+    """Tracked data/ in the workspace (present, pulled from the DVC remote, or regenerated), and
+    code.json naming the installed code the stages will run."""
+    where = restore_data(campaign_dir)
+    write_code_file(campaign_dir)
+    return where
 
 
 @task(name="dvc-stage", task_run_name="stage-{stage}", cache_policy=NO_CACHE)
@@ -141,7 +145,9 @@ def record_round(campaign_dir: str, summary: dict[str, Any]) -> str:
 def commit_round(campaign_dir: str, round_id: int, message: str) -> str | None:
     """Commit dvc.lock, params and reports; tag `round-<k>`; push data/model to the DVC remote."""
     root = Campaign(campaign_dir).root
-    sha = repo.commit(root, ["dvc.lock", "params.yaml", "reports", ".gitignore"], message)
+    sha = repo.commit(
+        root, ["dvc.lock", "params.yaml", "reports", ".gitignore", CODE_FILE], message
+    )
     repo.run_git(root, ["tag", "-f", f"round-{int(round_id)}"])
     if repo.has_remote(root):
         repo.run_dvc(root, ["push", "-q"])

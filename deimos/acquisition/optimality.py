@@ -13,8 +13,9 @@ b in {2, 5, 10}, 200 instances per setting. Each instance's `V` is shared by the
 sizes. The default n = 18 points (C(18, 10) = 43,758 subsets per instance) keeps the full study to
 a minute or two on 2 cores; `--n-points 20` (184,756 subsets) takes a few minutes.
 
-Run: `python -m deimos.acquisition.optimality [--out DIR] [--instances 200] [--seed 0] [--n-points 18]
-[--quick]`. Writes `batch_optimality.csv` and `ratios.png` to DIR and prints a summary.
+Run: `python -m deimos.acquisition.optimality [--out DIR] [--instances 200] [--seed 0]
+[--n-points 18] [--quick]`. Writes `batch_optimality.csv` and `ratios.png` to DIR and prints
+a summary.
 """
 
 from __future__ import annotations

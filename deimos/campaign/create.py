@@ -17,6 +17,7 @@ import numpy as np
 
 from deimos.atomic import write_text_atomic
 from deimos.campaign import repo
+from deimos.campaign.code_version import write_code_file
 from deimos.campaign.layout import Campaign, append_event
 from deimos.campaign.params import CampaignParams, SimulationParams, load_params, params_yaml_text
 from deimos.campaign.pipeline import pipeline_yaml
@@ -172,6 +173,7 @@ def create_campaign(
                 raise InputError("--remote-endpoint goes with an s3:// remote")
             repo.run_dvc(building, ["remote", "add", "-d", "campaign", str(dvc_remote)])
         repo.run_dvc(building, ["add", "-q", "data"])
+        write_code_file(building)
         repo.commit(
             building,
             ["."],

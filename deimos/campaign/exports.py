@@ -2,7 +2,8 @@
 
 Each exporter takes the round's batch table (rank, id, sequence, pred_mean, pred_sd,
 expected_improvement; rank order) and a directory, writes its files there and returns their
-names. Adding a format is adding a function here and its name to `deimos.campaign.layout.EXPORT_FORMATS`.
+names. Adding a format is adding a function here and its name to
+`deimos.campaign.params.EXPORT_FORMATS`.
 """
 
 from __future__ import annotations

@@ -10,10 +10,10 @@ from typing import Any, Literal
 
 import yaml
 
+from deimos.acquisition.registry import methods_for
 from deimos.atomic import write_text_atomic
 from deimos.errors import InputError
 from deimos.lab.plates import PlateLayout
-from deimos.loop.simulation import REGRESSION_METHODS
 
 PARAMS_FILE = "params.yaml"
 
@@ -30,7 +30,7 @@ class ModelParams:
 
 @dataclass(frozen=True)
 class TrainParams:
-    """`deimos.uncertainty.train.TrainConfig` fields that a campaign sets (task is always regression)."""
+    """`deimos.uncertainty.train.TrainConfig` fields a campaign sets (task: always regression)."""
 
     epochs: int = 100
     batch_size: int = 32
@@ -152,7 +152,7 @@ class S3Params:
         self.settings()
 
     def settings(self) -> Any:
-        """The `deimos.lab.queue.s3.S3Settings` for these parameters (validates bucket and prefix)."""
+        """The `deimos.lab.queue.s3.S3Settings` of these parameters (checks bucket and prefix)."""
         from deimos.lab.queue.s3 import S3Settings
 
         try:
@@ -195,9 +195,9 @@ class CampaignParams:
         _integer(self.batch_size, "batch_size", minimum=1)
         _integer(self.n_masks, "n_masks", minimum=2)
         _number(self.tau_factor, "tau_factor", low=0.0, open_low=True)
-        if self.method not in REGRESSION_METHODS:
+        if self.method not in methods_for("regression"):
             raise InputError(
-                f"method must be one of {', '.join(REGRESSION_METHODS)}, got {self.method!r}"
+                f"method must be one of {', '.join(methods_for('regression'))}, got {self.method!r}"
             )
         if not isinstance(self.queue_dir, str) or not self.queue_dir:
             raise InputError(f"queue_dir must be a directory name, got {self.queue_dir!r}")

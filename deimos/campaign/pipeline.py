@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from deimos.campaign.code_version import CODE_FILE
+
 STAGE_COMMAND = "python -m deimos.campaign.stages {stage}"
 ROUND = "rounds/${round}"
 
@@ -43,7 +45,7 @@ def pipeline_definition(*, with_test_set: bool) -> dict[str, Any]:
                 f"{ROUND}/training_set.csv",
                 f"{ROUND}/candidates.txt",
             ],
-            "params": ["round", "seed", "n_masks"],
+            "params": ["round", "seed", "n_masks", "method"],
             "outs": [f"{ROUND}/predictions"],
         },
         "select": {
@@ -61,6 +63,8 @@ def pipeline_definition(*, with_test_set: bool) -> dict[str, Any]:
         },
     }
     for name, stage in stages.items():
+        # Every stage depends on the code it runs (deimos.campaign.code_version).
+        stage["deps"] = [CODE_FILE, *stage["deps"]]
         stage_out = {"cmd": STAGE_COMMAND.format(stage=name)}
         stage_out.update(stage)
         stages[name] = stage_out

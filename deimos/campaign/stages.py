@@ -1,6 +1,7 @@
 """The bodies of the round pipeline's stages: load the campaign's files, call the library, save.
 
-DVC runs each as ``python -m deimos.campaign.stages <stage>`` in the campaign directory (see dvc.yaml);
+DVC runs each as ``python -m deimos.campaign.stages <stage>`` in the campaign directory (see
+dvc.yaml);
 the Prefect flows reach them through `dvc repro`, so DVC alone decides what is up to date.
 Every output is written to a temporary name and renamed, so a crash leaves no half file.
 Exit status: 0 done, 2 bad input (one-line reason on stderr), 1 internal error.
@@ -22,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from deimos.atomic import write_text_atomic
+from deimos.campaign.code_version import CODE_FILE, check_code_file, write_code_file
 from deimos.campaign.layout import STAGES, Campaign
 from deimos.campaign.params import CampaignParams
 from deimos.data.sequences import SequenceSet, one_hot, read_fasta
@@ -78,12 +80,35 @@ def prepare(campaign: Campaign, params: CampaignParams) -> dict[str, Any]:
             len(candidates)}  # fmt: skip
 
 
+def round_settings(params: CampaignParams) -> Any:
+    """The round kernel's settings for this campaign (`deimos.loop.round.RoundSettings`)."""
+    from deimos.loop.round import RoundSettings
+    from deimos.uncertainty.train import TrainConfig
+
+    return RoundSettings(
+        kind="regression",
+        method=params.method,
+        batch_size=params.batch_size,
+        n_masks=params.n_masks,
+        train=TrainConfig(task="regression", **vars(params.train)),
+        tau_factor=params.tau_factor,
+    )
+
+
+def round_seeds(params: CampaignParams) -> Any:
+    """This round's seeds from the campaign's seed plan (`deimos.loop.seeds`)."""
+    from deimos.loop.seeds import SeedPlan
+
+    return SeedPlan(params.seed).for_round(params.round)
+
+
 def train(campaign: Campaign, params: CampaignParams) -> dict[str, Any]:
-    """Train a SplicingCNN from scratch on the round's training split; report validation
-    (and, for simulated campaigns, test) MSE."""
+    """Train a SplicingCNN from scratch on the round's training split (the round kernel's fit);
+    report validation (and, for simulated campaigns, test) MSE."""
     from deimos.data.assay import donor_usage
+    from deimos.loop.round import fit_round_model
     from deimos.uncertainty.predict import predict_mean
-    from deimos.uncertainty.train import TrainConfig, save_model, train_model
+    from deimos.uncertainty.train import save_model
     from models.splicing import SplicingCNN
 
     pool = _pool(campaign, params)
@@ -92,13 +117,21 @@ def train(campaign: Campaign, params: CampaignParams) -> dict[str, Any]:
     X = _encode(pool, table["id"])
     y = table["value"].to_numpy(dtype=np.float32)
     is_val = (table["split"] == "validation").to_numpy()
-    round_seed = params.seed + params.round
-    config = TrainConfig(task="regression", seed=round_seed, **vars(params.train))
-    untrained = SplicingCNN(
-        seq_length=params.sequence_length, dropout_p=params.model.dropout_p, seed=round_seed
-    )
-    model, result = train_model(
-        untrained, X[~is_val], y[~is_val], X[is_val], y[is_val], config, progress=True
+
+    def build(init_seed: int) -> SplicingCNN:
+        return SplicingCNN(
+            seq_length=params.sequence_length, dropout_p=params.model.dropout_p, seed=init_seed
+        )
+
+    model, result = fit_round_model(
+        build,
+        X[~is_val],
+        y[~is_val],
+        X[is_val],
+        y[is_val],
+        round_settings(params),
+        round_seeds(params),
+        progress=True,
     )
     save_model(model, out / "model.pt")
     val_pred = predict_mean(model, X[is_val], progress=False).numpy()
@@ -119,9 +152,20 @@ def train(campaign: Campaign, params: CampaignParams) -> dict[str, Any]:
     return metrics
 
 
+# The predictions/ directory: what the select stage reads back (float32 .npy, no pickles).
+_ARRAYS = {
+    "candidates": "candidate_preds.npy",
+    "validation": "validation_preds.npy",
+    "labelled": "labelled_preds.npy",
+    "embeddings": "candidate_embeddings.npy",
+    "labelled_embeddings": "labelled_embeddings.npy",
+}
+
+
 def predict(campaign: Campaign, params: CampaignParams) -> dict[str, Any]:
-    """Fixed-mask MC-dropout predictions of every candidate and every validation label."""
-    from deimos.uncertainty.predict import predict_fixed_masks
+    """The round kernel's predictions: candidates and validation labels under the round's fixed
+    masks (and embeddings when the method needs them)."""
+    from deimos.loop.round import predict_round
     from deimos.uncertainty.train import load_model
 
     pool = _pool(campaign, params)
@@ -130,57 +174,71 @@ def predict(campaign: Campaign, params: CampaignParams) -> dict[str, Any]:
     candidates = _candidates(out)
     table = _training_set(out)
     val = table[table["split"] == "validation"]
-    mask_seed = params.seed * 1_000_003 + params.round
-    cand_preds = predict_fixed_masks(
-        model, _encode(pool, candidates), n_masks=params.n_masks, seed=mask_seed, progress=True
-    ).numpy()
-    val_preds = predict_fixed_masks(
-        model, _encode(pool, val["id"]), n_masks=params.n_masks, seed=mask_seed, progress=False
-    ).numpy()
+    settings = round_settings(params)
+    needs_train = settings.needs_embeddings or settings.sample_labelled
+    preds = predict_round(
+        model,
+        _encode(pool, candidates),
+        _encode(pool, val["id"]),
+        settings,
+        round_seeds(params),
+        X_train=_encode(pool, table[table["split"] == "train"]["id"]) if needs_train else None,
+        progress=True,
+    )
     with _replacing_dir(out / "predictions") as tmp:
-        np.save(tmp / "candidate_preds.npy", cand_preds)
+        for field, name in _ARRAYS.items():
+            array = getattr(preds, field)
+            if array is not None:
+                np.save(tmp / name, array)
         (tmp / "candidate_ids.txt").write_text("\n".join(candidates) + "\n", encoding="utf-8")
-        np.save(tmp / "validation_preds.npy", val_preds)
         np.save(tmp / "validation_values.npy", val["value"].to_numpy(dtype=np.float64))
     return {"n_candidates": len(candidates), "n_masks": params.n_masks}
 
 
 def select(campaign: Campaign, params: CampaignParams) -> dict[str, Any]:
-    """Pick the batch with the campaign's method; write the selection table and its metrics."""
-    from deimos.acquisition.registry import get_selector
-    from deimos.uncertainty.calibration import tau_inv_regression
+    """Pick the batch with the campaign's method (the round kernel's tau and acquisition);
+    write the selection table and its metrics."""
+    from deimos.loop.round import RoundPredictions, acquire, calibrate_tau
 
     out = _round_dir(campaign, params)
     pred_dir = out / "predictions"
-    preds = np.load(pred_dir / "candidate_preds.npy", allow_pickle=False)
     ids = (pred_dir / "candidate_ids.txt").read_text(encoding="utf-8").split()
-    val_preds = np.load(pred_dir / "validation_preds.npy", allow_pickle=False)
-    tau_inv = tau_inv_regression(val_preds, factor=params.tau_factor)
+    arrays = {
+        field: np.load(pred_dir / name, allow_pickle=False) if (pred_dir / name).is_file() else None
+        for field, name in _ARRAYS.items()
+    }
+    predictions = RoundPredictions(**arrays)
+    settings = round_settings(params)
+    if settings.needs_predictions and predictions.candidates is None:
+        raise InputError(f"{pred_dir}: no candidate predictions; re-run the predict stage")
+    if settings.needs_embeddings and predictions.embeddings is None:
+        raise InputError(f"{pred_dir}: no embeddings for {params.method}; re-run predict")
+    tau_inv = calibrate_tau(predictions.validation, settings)
     batch = min(params.batch_size, len(ids))
-    selector = get_selector(params.method)
-    if params.method == "deimos":
-        picks = selector(preds, batch, tau_inv=tau_inv, progress=True)
-    elif params.method == "random":
-        picks = selector(preds, batch, seed=params.seed * 1_000_003 + params.round)
-    else:
-        picks = selector(preds, batch)
+    picks = acquire(
+        predictions, tau_inv, settings, round_seeds(params), n_candidates=len(ids),
+        batch_size=batch, progress=True,
+    )  # fmt: skip
     rows = np.asarray(picks.indices, dtype=np.int64)
+    preds = predictions.candidates
     table = pd.DataFrame(
         {
             "rank": np.arange(1, len(rows) + 1),
             "id": [ids[r] for r in rows],
             "expected_improvement": np.asarray(picks.gains, dtype=np.float64),
-            "pred_mean": preds[rows].mean(axis=1).astype(np.float64),
-            "pred_sd": preds[rows].std(axis=1, ddof=1).astype(np.float64),
+            "pred_mean": preds[rows].mean(axis=1).astype(np.float64) if preds is not None
+            else np.nan,
+            "pred_sd": preds[rows].std(axis=1, ddof=1).astype(np.float64) if preds is not None
+            else np.nan,
         }
-    )
+    )  # fmt: skip
     write_text_atomic(out / "selection.csv", table.to_csv(index=False, float_format="%.10g"))
     metrics = {
         "round": params.round,
         "method": params.method,
         "batch_size": len(rows),
         "n_candidates": len(ids),
-        "n_masks": int(preds.shape[1]),
+        "n_masks": params.n_masks,
         "tau_inv": tau_inv,
         "total_expected_improvement": float(np.sum(picks.gains)),
     }
@@ -290,10 +348,16 @@ def run_stage(stage: str, campaign_dir: str | Path = ".") -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deimos.campaign.stages", description=__doc__)
-    parser.add_argument("stage", choices=STAGES)
+    parser.add_argument("stage", choices=(*STAGES, "code"), help="a stage, or `code` to record "
+                        "the installed code in code.json")  # fmt: skip
     parser.add_argument("--campaign", type=Path, default=Path("."), help="campaign directory")
     args = parser.parse_args(argv)
     try:
+        if args.stage == "code":
+            changed = write_code_file(args.campaign)
+            print(f"{CODE_FILE}: {'updated' if changed else 'unchanged'}")
+            return 0
+        check_code_file(args.campaign)
         summary = run_stage(args.stage, args.campaign)
     except InputError as exc:
         print(f"deimos stage {args.stage}: error: {exc}", file=sys.stderr)

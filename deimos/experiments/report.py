@@ -1,6 +1,6 @@
 """The benchmark report: statistics and a markdown page, computed from result tables only.
 
-Everything here reads tables that `deimos.experiments.benchmark` produced (the tidy results table, the
+Everything here reads tables that a benchmark produced (the tidy results table, the
 Appendix A ratios, the Figure 1 curves) and writes files derived from them, so a report can be
 regenerated, or restyled, without re-running a single model.
 
@@ -28,11 +28,11 @@ import pandas as pd
 from deimos.acquisition.optimality import InstanceResult, plot_ratios, summarize
 from deimos.atomic import write_text_atomic
 from deimos.errors import InputError
-from deimos.experiments.benchmark import (
+from deimos.experiments.figure1 import plot_figure1
+from deimos.experiments.summary import (
     acquisitions_to_threshold,
     check_results,
     plot_benchmark_curves,
-    plot_figure1,
 )
 
 logger = logging.getLogger(__name__)
@@ -146,7 +146,7 @@ class BenchmarkTables:
         results: the tidy table (`RESULT_COLUMNS`), one row per run and round.
         thresholds: test-metric threshold per task name.
         appendix_a: greedy/optimal rows of `deimos.acquisition.optimality` or None.
-        figure1_curves, figure1_points: the tables of `deimos.experiments.benchmark.figure1_data` or None.
+        figure1_curves, figure1_points: the tables of `figure1.figure1_data` or None.
     """
 
     results: pd.DataFrame
@@ -379,7 +379,7 @@ def _instance_results(frame: pd.DataFrame) -> list[InstanceResult]:
 
 
 def appendix_a_frame(instances: Sequence[InstanceResult]) -> pd.DataFrame:
-    """The Appendix A rows as a table (the columns `deimos.acquisition.optimality.write_csv` writes)."""
+    """The Appendix A rows as a table (the columns `optimality.write_csv` writes)."""
     return pd.DataFrame(
         [
             {

@@ -4,7 +4,8 @@ Each round retrains a `SplicingCNN` from scratch on every label so far, predicts
 pool under J fixed dropout masks, calibrates `tau^-1` on a validation set (Appendix E), picks a
 batch with the chosen acquisition method, and "sends it to the lab": the simulated assay returns
 noisy read-count measurements, which become labels. Test error is measured against the assay's
-noise-free donor usage. This is the engine behind `deimos demo`; it writes no files.
+noise-free donor usage. This is `deimos simulate` (the lab loop's `deimos demo` runs the same
+rounds through Prefect and DVC); it writes no files.
 """
 
 from __future__ import annotations
@@ -17,22 +18,17 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from deimos.acquisition.registry import get_selector
-from deimos.acquisition.selection import Selection
+from deimos.acquisition.registry import methods_for
 from deimos.data.assay import SimulatedAssay, donor_usage, generate_library
 from deimos.data.sequences import one_hot
 from deimos.errors import InputError
-from deimos.uncertainty.calibration import tau_inv_regression
-from deimos.uncertainty.predict import penultimate_embeddings, predict_fixed_masks, predict_mean
-from deimos.uncertainty.train import TrainConfig, train_model
+from deimos.loop.round import RoundData, RoundSettings, run_round
+from deimos.loop.seeds import SeedPlan
+from deimos.uncertainty.predict import predict_mean
+from deimos.uncertainty.train import TrainConfig
 from models.splicing import SplicingCNN
 
 logger = logging.getLogger(__name__)
-
-# The acquisition methods that apply to a regression label (donor usage).
-REGRESSION_METHODS = ("deimos", "random", "maxvar")
-# The simulation also runs robust k-Center on the model's embeddings (the lab loop does not).
-SIMULATION_METHODS = (*REGRESSION_METHODS, "kcenter")
 
 
 @dataclass(frozen=True)
@@ -74,22 +70,27 @@ class SimulationConfig:
                 f"pool_size={self.pool_size} is too small for n_initial={self.n_initial} plus "
                 f"{self.n_rounds} rounds of batch_size={self.batch_size}"
             )
-        unknown = [m for m in self.methods if m not in SIMULATION_METHODS]
+        valid = methods_for("regression")
+        unknown = [m for m in self.methods if m not in valid]
         if unknown or not self.methods:
             raise InputError(
                 f"methods {unknown or list(self.methods)} cannot run a regression campaign; "
-                f"use {', '.join(SIMULATION_METHODS)}"
+                f"use {', '.join(valid)}"
             )
 
 
 def run_simulated_campaign(config: SimulationConfig, *, progress: bool = True) -> pd.DataFrame:
-    """Run the campaign once per method from the same initial labels.
+    """Run the campaign once per method from the same split, initial labels and round seeds.
+
+    Every round is `deimos.loop.round.run_round` with the seeds of `SeedPlan(config.seed)`, the
+    same kernel the lab loop's stages and the benchmark run.
 
     Returns:
         One row per (method, round): `method, round, n_labels, test_mse, tau_inv, batch_gain,
         seconds`, where round 0 is the model trained on the initial labels only.
     """
-    rng = np.random.default_rng(config.seed)
+    plan = SeedPlan(config.seed)
+    rng = np.random.default_rng(plan.split())
     n_total = config.pool_size + config.test_size + config.n_validation
     library = generate_library(n_total, seed=config.seed)
     X_all = one_hot(list(library.seqs))
@@ -107,51 +108,40 @@ def run_simulated_campaign(config: SimulationConfig, *, progress: bool = True) -
     steps = len(config.methods) * (config.n_rounds + 1)
     with tqdm(total=steps, desc="campaign rounds", disable=not progress) as bar:
         for method in config.methods:
+            settings = RoundSettings(
+                kind="regression",
+                method=method,
+                batch_size=config.batch_size,
+                n_masks=config.n_masks,
+                train=config.train,
+                tau_factor=config.tau_factor,
+            )
             labelled = list(initial)  # positions in pool_idx
             y_labelled = list(_measure(assay, ids, library.seqs, pool_idx[initial]))
             for round_id in range(config.n_rounds + 1):
                 start = time.perf_counter()
                 n_train = len(labelled)
-                model, _ = train_model(
-                    SplicingCNN(seed=config.seed + round_id),
-                    X_all[pool_idx[labelled]],
-                    np.asarray(y_labelled, dtype=np.float32),
-                    X_all[val_idx],
-                    y_val,
-                    config.train,
+                unlabelled = np.setdiff1d(np.arange(config.pool_size), labelled)
+                data = RoundData(
+                    X_train=X_all[pool_idx[labelled]],
+                    y_train=np.asarray(y_labelled, dtype=np.float32),
+                    X_val=X_all[val_idx],
+                    y_val=y_val,
+                    X_candidates=X_all[pool_idx[unlabelled]],
                 )
-                test_pred = predict_mean(model, X_all[test_idx], progress=False).numpy()
+                result = run_round(
+                    _splicing_model,
+                    data,
+                    settings,
+                    plan.for_round(round_id),
+                    select_batch=round_id < config.n_rounds,
+                )
+                test_pred = predict_mean(result.model, X_all[test_idx], progress=False).numpy()
                 test_mse = float(np.mean((test_pred - truth_test) ** 2))
-                val_preds = predict_fixed_masks(
-                    model, X_all[val_idx], n_masks=config.n_masks, seed=round_id, progress=False
-                )
-                tau_inv = tau_inv_regression(val_preds.numpy(), factor=config.tau_factor)
                 batch_gain = float("nan")
-                if round_id < config.n_rounds:
-                    unlabelled = np.setdiff1d(np.arange(config.pool_size), labelled)
-                    pool_preds = predict_fixed_masks(
-                        model,
-                        X_all[pool_idx[unlabelled]],
-                        n_masks=config.n_masks,
-                        seed=round_id,
-                        progress=False,
-                    ).numpy()
-                    if method == "kcenter":
-                        # Labelled points are the initial centers, in embedding space.
-                        emb = penultimate_embeddings(
-                            model, X_all[pool_idx[np.concatenate([labelled, unlabelled])]]
-                        )
-                        n_lab = len(labelled)
-                        picks = get_selector("kcenter")(
-                            emb, config.batch_size, labelled=np.arange(n_lab)
-                        )
-                        picks = Selection(
-                            tuple(i - n_lab for i in picks.indices), picks.gains, picks.method
-                        )
-                    else:
-                        picks = _select(method, pool_preds, config, tau_inv, round_id)
-                    batch_gain = float(np.sum(picks.gains))
-                    new = unlabelled[list(picks.indices)]
+                if result.selection is not None:
+                    batch_gain = float(np.sum(result.selection.gains))
+                    new = unlabelled[list(result.selection.indices)]
                     y_labelled += list(_measure(assay, ids, library.seqs, pool_idx[new]))
                     labelled += list(new)
                 rows.append(
@@ -160,7 +150,7 @@ def run_simulated_campaign(config: SimulationConfig, *, progress: bool = True) -
                         "round": round_id,
                         "n_labels": n_train,
                         "test_mse": test_mse,
-                        "tau_inv": tau_inv,
+                        "tau_inv": result.tau_inv,
                         "batch_gain": batch_gain,
                         "seconds": round(time.perf_counter() - start, 2),
                     }
@@ -176,20 +166,13 @@ def run_simulated_campaign(config: SimulationConfig, *, progress: bool = True) -
     return pd.DataFrame(rows)
 
 
+def _splicing_model(init_seed: int) -> SplicingCNN:
+    return SplicingCNN(seed=init_seed)
+
+
 def _measure(
     assay: SimulatedAssay, ids: np.ndarray, seqs: tuple[str, ...], rows: np.ndarray
 ) -> np.ndarray:
     """Send `rows` of the library to the simulated lab; one mean usage per sequence."""
     table = assay.measure(ids[rows].tolist(), [seqs[i] for i in rows])
     return table.groupby("id", sort=False)["donor_usage"].mean().to_numpy(dtype=np.float32)
-
-
-def _select(
-    method: str, pool_preds: np.ndarray, config: SimulationConfig, tau_inv: float, round_id: int
-) -> Selection:
-    select = get_selector(method)
-    if method == "deimos":
-        return select(pool_preds, config.batch_size, tau_inv=tau_inv)
-    if method == "random":
-        return select(pool_preds, config.batch_size, seed=config.seed * 1000 + round_id)
-    return select(pool_preds, config.batch_size)

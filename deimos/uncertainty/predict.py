@@ -206,32 +206,41 @@ def predict_mean(
 
 
 def penultimate_embeddings(
-    model: DropoutModel, X: np.ndarray | torch.Tensor, batch_size: int = 256
+    model: DropoutModel,
+    X: np.ndarray | torch.Tensor,
+    batch_size: int = 256,
+    device: str | torch.device | None = None,
+    progress: bool | None = False,
 ) -> torch.Tensor:
     """Deterministic inputs of the last fully-connected layer (the core-set embedding).
+
+    Uses the same padded, fixed-shape batches as `predict_fixed_masks`, so a point's embedding
+    does not depend on which other points share its batch.
 
     Args:
         model: a trained `DropoutModel`.
         X: `(n, *model.input_shape)` inputs.
-        batch_size: rows per forward pass.
+        batch_size: rows per (padded) forward pass.
+        device: as in `predict_fixed_masks`.
+        progress: as in `predict_fixed_masks`.
 
     Returns:
-        `(n, d)` float CPU tensor, dropout off.
+        `emb_N_D`: `(n, d)` float CPU tensor, dropout off.
     """
+    _check_model(model)
+    X = check_inputs(model, X)
+    _check_batch_size(batch_size)
+    dev = torch.device(device) if device is not None else default_device()
     blocks = list(model.head_blocks())[:-1]
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    X_t = torch.as_tensor(X)
-    outs = []
-    with torch.inference_mode():
-        for start in range(0, X_t.shape[0], batch_size):
-            h = model.features(X_t[start : start + batch_size].to(device))
+    n = X.shape[0]
+    parts: list[torch.Tensor] = []
+    with _prediction_mode(model, dev), torch.inference_mode():
+        for start, x_B in _padded_batches(X, batch_size, dev, progress, "embeddings"):
+            h_B = model.features(x_B)
             for block in blocks:
-                h = block(h)
-            outs.append(h.cpu())
-    model.train(was_training)
-    return torch.cat(outs)
+                h_B = block(h_B)
+            parts.append(h_B[: min(start + batch_size, n) - start].cpu())
+    return torch.cat(parts)
 
 
 def _masked_head_weights(

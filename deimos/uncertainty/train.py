@@ -10,6 +10,7 @@ trunk gets no decay.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -82,6 +83,10 @@ class TrainConfig:
                 torch.device(self.device)
             except (RuntimeError, TypeError) as exc:
                 raise InputError(f"TrainConfig.device {self.device!r} is not a device") from exc
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with `changes`, validated again."""
+        return dataclasses.replace(self, **changes)
 
     @classmethod
     def from_mapping(cls, params: Mapping[str, Any]) -> TrainConfig:

@@ -205,10 +205,15 @@ def test_dvc_stage_runs_the_benchmark_and_is_then_up_to_date(prefect_server, tmp
     monkeypatch.setenv("PREFECT_API_URL", prefect_server)
     stage = yaml.safe_load((ROOT / "benchmarks" / "dvc.yaml").read_text())["stages"]["benchmark"]
     (tmp_path / "benchmarks").mkdir()
+    assert sorted(stage["deps"]) == ["../deimos", "../flows", "../models", "../tasks"]
     for dep in stage["deps"]:
         target = (tmp_path / "benchmarks" / dep).resolve()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy((ROOT / "benchmarks" / dep).resolve(), target)
+        shutil.copytree(
+            (ROOT / "benchmarks" / dep).resolve(),
+            target,
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
+    shutil.copy(ROOT / ".dvcignore", tmp_path / ".dvcignore")
     shutil.copy(ROOT / "benchmarks" / "dvc.yaml", tmp_path / "benchmarks" / "dvc.yaml")
     params = {**TINY, "tasks": ["synthetic_1d"], "methods": ["deimos", "random"], "seeds": 1,
               "figure1": False, "appendix_a_instances": 0}  # fmt: skip
@@ -230,6 +235,12 @@ def test_dvc_stage_runs_the_benchmark_and_is_then_up_to_date(prefect_server, tmp
     assert "Running stage 'benchmarks/dvc.yaml:benchmark'" in third
     results = pd.read_csv(tmp_path / "benchmarks" / "results" / report.RESULTS_CSV)
     assert sorted(results["seed"].unique()) == [0, 1]
+    # So does any change to the library's code (the whole package is a dependency).
+    (tmp_path / "deimos" / "loop" / "round.py").write_text(
+        (tmp_path / "deimos" / "loop" / "round.py").read_text() + "\n# changed\n"
+    )
+    status = repo.run_dvc(tmp_path, ["status", "benchmarks/dvc.yaml"])
+    assert "modified:" in status and "deimos" in status
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""Baseline acquisition functions and the registry, against hand-computed and brute-force values."""
+"""Baseline acquisition functions against hand-computed and brute-force values."""
 
 from __future__ import annotations
 
@@ -11,11 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from deimos.acquisition.registry import SELECTORS, get_selector
+from deimos.acquisition.batchbald import select_batchbald
+from deimos.acquisition.kcenter import select_kcenter
 from deimos.acquisition.scores import (
     select_bald,
-    select_batchbald,
-    select_kcenter,
     select_max_entropy,
     select_max_variance,
     select_random,
@@ -367,39 +366,3 @@ def test_kcenter_bad_inputs() -> None:
         select_kcenter(LINE, 3, labelled=[0], n_outliers=2)
     with pytest.raises(InputError, match="larger than the 4 pickable"):
         select_kcenter(LINE, 5, labelled=[1])
-
-
-# --- registry -------------------------------------------------------------------------------
-
-
-def test_registry_names_match_each_selection_method() -> None:
-    assert set(SELECTORS) == {
-        "deimos",
-        "random",
-        "maxvar",
-        "maxent",
-        "bald",
-        "batchbald",
-        "kcenter",
-    }
-    regression_kwargs: dict[str, dict[str, Any]] = {
-        "deimos": {"tau_inv": 0.1},
-        "random": {"seed": 0},
-    }
-    for name in ("deimos", "random", "maxvar"):
-        sel = get_selector(name)(REGRESSION, 2, **regression_kwargs.get(name, {}))
-        assert sel.method == name
-    for name in ("maxent", "bald", "batchbald"):
-        assert get_selector(name)(CLASSIFICATION, 2).method == name
-    assert get_selector("kcenter")(LINE, 2).method == "kcenter"
-
-
-@pytest.mark.parametrize("name", ["DEIMOS", "coreset", "", None])
-def test_unknown_selector_lists_valid_names(name: Any) -> None:
-    with pytest.raises(InputError, match="valid names: bald, batchbald, deimos, kcenter"):
-        get_selector(name)
-
-
-def test_registry_is_read_only() -> None:
-    with pytest.raises(TypeError):
-        SELECTORS["mine"] = select_random  # type: ignore[index]

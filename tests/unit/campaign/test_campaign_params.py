@@ -31,7 +31,7 @@ def test_defaults_round_trip_through_yaml(tmp_path):
     [
         ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
         ({"batch_size": 2.5}, "batch_size must be an integer"),
-        ({"method": "bald"}, "method must be one of deimos, random, maxvar, got 'bald'"),
+        ({"method": "bald"}, "method must be one of deimos, random, maxvar, kcenter, got 'bald'"),
         ({"n_masks": 1}, "n_masks must be an integer >= 2"),
         ({"tau_factor": -1}, "tau_factor must be a number > 0"),
         ({"validation_fraction": 0.9}, "validation_fraction must be a number > 0.0 and <= 0.5"),

@@ -12,8 +12,10 @@ import pytest
 
 @pytest.mark.parametrize(
     "module",
-    ["deimos.acquisition.deimos", "deimos.acquisition.scores", "deimos.acquisition.registry", "deimos.uncertainty.calibration",
-     "deimos.lab.labels", "deimos.data.assay", "deimos.data.sequences"],
+    ["deimos.acquisition.deimos", "deimos.acquisition.scores", "deimos.acquisition.batchbald",
+     "deimos.acquisition.kcenter", "deimos.acquisition.registry", "deimos.uncertainty.calibration",
+     "deimos.lab.labels", "deimos.data.assay", "deimos.data.sequences", "deimos.loop.seeds",
+     "deimos.config"],
 )  # fmt: skip
 def test_library_module_does_not_pull_in_models_or_orchestration(module):
     code = (

@@ -10,16 +10,14 @@ import pandas as pd
 import pytest
 
 from deimos.errors import InputError
-from deimos.experiments.benchmark import (
+from deimos.experiments.benchmark import SCALES, BenchmarkTask
+from deimos.experiments.data import prepare_benchmark_data
+from deimos.experiments.figure1 import figure1_data, plot_figure1
+from deimos.experiments.runner import run_benchmark
+from deimos.experiments.summary import (
     RESULT_COLUMNS,
-    SCALES,
-    BenchmarkTask,
     acquisitions_to_threshold,
-    figure1_data,
     plot_benchmark_curves,
-    plot_figure1,
-    prepare_benchmark_data,
-    run_benchmark,
 )
 
 # The smoke digits task cut to 2 rounds of 2 labels and a few epochs: a run takes ~1 s.

@@ -11,7 +11,7 @@ import pytest
 
 from deimos.errors import InputError
 from deimos.experiments import report as report
-from deimos.experiments.benchmark import RESULT_COLUMNS
+from deimos.experiments.summary import RESULT_COLUMNS
 
 
 def _curves(task, metric_name, offsets, n_seeds=4, n_rounds=8, noise=0.01, seed=0):

@@ -1,4 +1,4 @@
-"""Tests for deimos.lab.labels: reading lab files, campaign checks, replicate averaging, the store."""
+"""Tests for deimos.lab.labels: reading lab files, campaign checks, replicates, the store."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests for deimos.lab.plates: well positions, plate maps, formula neutralisation, CSV/XLSX files."""
+"""Tests for deimos.lab.plates: wells, plate maps, formula neutralisation, CSV/XLSX files."""
 
 from __future__ import annotations
 

@@ -106,8 +106,13 @@ def test_kcenter_campaign_picks_new_points_from_the_pool():
     assert (kcenter["test_mse"] > 0).all()
 
 
-def test_lab_loop_methods_stay_without_kcenter():
-    # The lab loop's select stage has no embeddings step; only the simulation runs k-Center.
-    from deimos.loop.simulation import REGRESSION_METHODS, SIMULATION_METHODS
+def test_lab_loop_and_simulation_accept_the_registrys_regression_methods():
+    # One list: the campaign's params.yaml and the simulation both take the registry's methods.
+    from deimos.acquisition.registry import methods_for
+    from deimos.campaign.params import CampaignParams
 
-    assert "kcenter" in SIMULATION_METHODS and "kcenter" not in REGRESSION_METHODS
+    for method in methods_for("regression"):
+        assert CampaignParams(method=method).method == method
+        assert SimulationConfig(methods=(method,)).methods == (method,)
+    with pytest.raises(InputError, match="deimos, random, maxvar, kcenter"):
+        CampaignParams(method="maxent")

@@ -48,6 +48,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy deimos deimos_cli models benchmarks tasks flows
+	$(VENV)/bin/mypy --strict deimos/acquisition
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .

@@ -215,7 +215,8 @@ def _check_probabilities(probs_C_K_J: torch.Tensor, name: str, cand_idx: torch.T
 
 def _entropy(probs: torch.Tensor, dim: int) -> torch.Tensor:
     """Shannon entropy in nats along `dim`, with 0 log 0 = 0."""
-    return -torch.special.xlogy(probs, probs).sum(dim=dim)
+    plogp: torch.Tensor = torch.special.xlogy(probs, probs)
+    return -plogp.sum(dim=dim)
 
 
 def _top_b(

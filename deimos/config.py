@@ -11,7 +11,9 @@ This module imports neither torch nor boto3, so checking a params file is fast.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, ValidationError
@@ -20,11 +22,15 @@ from deimos.errors import InputError
 
 __all__ = [
     "FiniteFloat",
+    "Name",
+    "NonNegativeFloat",
     "NonNegativeInt",
+    "PositiveFloat",
     "PositiveInt",
     "Probability",
     "Settings",
     "StrictBool",
+    "check_value",
     "describe_error",
     "parse_settings",
 ]
@@ -45,30 +51,77 @@ PositiveFloat = Annotated[float, Field(strict=True, gt=0), AfterValidator(_finit
 NonNegativeFloat = Annotated[float, Field(strict=True, ge=0), AfterValidator(_finite)]
 #: A dropout probability: 0 <= p < 1.
 Probability = Annotated[float, Field(strict=True, ge=0, lt=1)]
+#: A non-empty name without surrounding blanks (a column, a task, a directory).
+Name = Annotated[str, Field(strict=True, min_length=1, pattern=r"^\S(.*\S)?$")]
+
+# True while pydantic validates a whole tree (`parse_settings`, or an outer `Settings(...)`):
+# the nested models' `__init__` then leaves their errors to the outer call, which names the
+# dotted key; only the outermost call turns a `ValidationError` into an `InputError`.
+_VALIDATING: ContextVar[bool] = ContextVar("deimos_config_validating", default=False)
+
+
+@contextmanager
+def _validating() -> Iterator[bool]:
+    """Yield whether this is the outermost validation, marking the ones inside as nested."""
+    outer = not _VALIDATING.get()
+    token = _VALIDATING.set(True)
+    try:
+        yield outer
+    finally:
+        _VALIDATING.reset(token)
 
 
 class Settings(BaseModel):
-    """Base of every configuration object: immutable, unknown keys refused, checked on creation."""
+    """Base of every configuration object: immutable, unknown keys refused, checked on creation.
+
+    Built with keywords in code (`TrainConfig(epochs=0)`), a bad value raises `InputError`
+    naming the class and key (`TrainConfig.epochs: ...`), so the CLI reports it like any other
+    bad input; from a file, use `parse_settings`, which names the file instead.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
 
+    def __init__(self, /, **data: Any) -> None:
+        with _validating() as outer:
+            if not outer:
+                super().__init__(**data)
+                return
+            try:
+                super().__init__(**data)
+            except ValidationError as exc:
+                name = type(self).__name__
+                raise InputError(describe_error(exc, f"{name}.", owner=name)) from None
+
     def replace(self: S, **changes: Any) -> S:
         """A copy with `changes` applied and validated again (frozen models cannot be edited)."""
-        return type(self).model_validate({**self.model_dump(), **changes})
+        return type(self)(**{**dict(self), **changes})
 
 
 S = TypeVar("S", bound=Settings)
 
 
-def describe_error(exc: ValidationError, prefix: str = "") -> str:
-    """The first problem of a pydantic error as `key: reason (got value)`, keys dotted."""
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}" if out else str(part)
+    return out
+
+
+def describe_error(exc: ValidationError, prefix: str = "", *, owner: str = "") -> str:
+    """The first problem of a pydantic error as `key: reason (got value)`, keys dotted.
+
+    A whole-object check (a model validator) has no key: the message is then `prefix: reason`
+    (`owner: reason` when given); a mapping input is not repeated after the reason.
+    """
     err = exc.errors(include_url=False)[0]
-    loc = ".".join(str(part) for part in err["loc"])
-    key = f"{prefix}{loc}" if loc else prefix.rstrip(".") or "value"
+    loc = _dotted(tuple(err["loc"]))
+    key = f"{prefix}{loc}" if loc else owner or prefix.rstrip(".") or "value"
     if err["type"] == "extra_forbidden":
         return f"unknown parameter {key!r}"
     message = str(err["msg"]).removeprefix("Value error, ")
-    return f"{key}: {message} (got {err.get('input')!r})"
+    value = err.get("input")
+    got = "" if isinstance(value, Mapping | BaseModel) else f" (got {value!r})"
+    return f"{key}: {message}{got}"
 
 
 def parse_settings(cls: type[S], raw: Any, source: str, *, prefix: str = "") -> S:
@@ -79,12 +132,13 @@ def parse_settings(cls: type[S], raw: Any, source: str, *, prefix: str = "") -> 
     """
     if not isinstance(raw, Mapping):
         raise InputError(f"{source}: expected a mapping of parameters, got {type(raw).__name__}")
-    try:
-        return cls.model_validate(dict(raw))
-    except ValidationError as exc:
-        raise InputError(f"{source}: {describe_error(exc, prefix)}") from None
-    except InputError as exc:
-        raise InputError(f"{source}: {exc}") from exc
+    with _validating():
+        try:
+            return cls.model_validate(dict(raw))
+        except ValidationError as exc:
+            raise InputError(f"{source}: {describe_error(exc, prefix)}") from None
+        except InputError as exc:
+            raise InputError(f"{source}: {exc}") from exc
 
 
 def check_value(annotation: Any, value: Any, name: str) -> Any:

@@ -1,6 +1,6 @@
 """Reading a user's text file safely: a size limit before reading, and UTF-8 or a clear error.
 
-Shared by the label-file readers (`deimos.lab.labels`, `deimos.lab.label_studio`), so a CSV and
+Shared by the label-file readers (`deimos.lab.readers`, `deimos.lab.label_studio`), so a CSV and
 a JSON
 export are refused for the same reasons with the same words.
 """

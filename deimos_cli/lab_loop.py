@@ -236,7 +236,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from deimos.campaign import repo
-    from deimos.lab.labels import LabelStore
+    from deimos.lab.store import LabelStore
     from tasks.label_tasks import open_round, requested_ids
     from tasks.round_tasks import REPORT_PLOT, REPORT_TABLE
 

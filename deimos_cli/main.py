@@ -121,7 +121,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Train a SplicingCNN from scratch on the labelled sequences of a FASTA pool."""
     from deimos.data.datasets import split_indices
     from deimos.data.sequences import one_hot, read_fasta
-    from deimos.lab.labels import aggregate_replicates, read_label_file
+    from deimos.lab.checks import aggregate_replicates
+    from deimos.lab.readers import read_label_file
     from deimos.uncertainty.train import TrainConfig, save_model, train_model
     from models.splicing import SplicingCNN
 

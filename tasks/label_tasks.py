@@ -22,8 +22,9 @@ from deimos.campaign.params import set_round
 from deimos.data.assay import SimulatedAssay, write_measurements_csv
 from deimos.data.sequences import read_fasta
 from deimos.errors import InputError
-from deimos.lab.labels import LabelStore
+from deimos.lab.queue import LabQueue, LocalQueue, S3Queue
 from deimos.lab.queue import local as queue
+from deimos.lab.store import LabelStore
 from tasks.round_tasks import retry_unless_bad_input
 
 
@@ -195,19 +196,13 @@ def collect_returned_labels(campaign_dir: str, round_id: int) -> str | None:
     """
     campaign = Campaign(campaign_dir)
     params = campaign.params()
-    local = queue.returned_label_file(campaign.queue_dir(params), round_id)
-    if local is not None or params.s3 is None:
-        return None if local is None else str(local)
-    from deimos.lab.queue.s3 import download_object, find_returned_labels_s3  # boto3 only with S3
-
-    settings = params.s3.settings()
-    key = find_returned_labels_s3(settings, round_id)
-    if key is None:
-        return None
-    suffix = Path(key).suffix.lower()
-    target = queue.inbox(campaign.queue_dir(params)) / f"round-{int(round_id)}{suffix}"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    return str(download_object(settings, key, target))
+    queue_dir = campaign.queue_dir(params)
+    lab_queue: LabQueue = LocalQueue(queue_dir)
+    found = lab_queue.find_returned_labels(round_id)
+    if found is None and params.s3 is not None:
+        lab_queue = S3Queue(params.s3.settings())  # boto3 is loaded only here, with S3
+        found = lab_queue.find_returned_labels(round_id)
+    return None if found is None else str(lab_queue.fetch(found, queue.inbox(queue_dir)))
 
 
 @task(name="count-labels", cache_policy=NO_CACHE)

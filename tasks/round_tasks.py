@@ -22,7 +22,7 @@ from deimos.campaign.code_version import CODE_FILE, write_code_file
 from deimos.campaign.create import restore_data
 from deimos.campaign.layout import Campaign
 from deimos.errors import InputError
-from deimos.lab.queue import local as queue
+from deimos.lab.queue import LocalQueue, S3Queue
 from deimos.plots import plot_learning_curves
 
 REPORT_TABLE = "rounds.csv"
@@ -88,27 +88,23 @@ def summarize_round(campaign_dir: str) -> dict[str, Any]:
 def publish_batch(campaign_dir: str, round_id: int) -> dict[str, Any]:
     """Copy the round's export to the lab queue's outbox (manifest last)."""
     campaign = Campaign(campaign_dir)
-    return queue.publish_batch(
-        campaign.round_dir(round_id) / "export", campaign.queue_dir(), round_id
-    )
+    export_dir = campaign.round_dir(round_id) / "export"
+    return LocalQueue(campaign.queue_dir()).publish(round_id, export_dir)
 
 
 @task(name="publish-batch-s3", cache_policy=NO_CACHE, persist_result=True)
 def publish_batch_s3(campaign_dir: str, round_id: int) -> dict[str, Any] | None:
     """Upload the round's export to the S3 queue (manifest last), when params.yaml has `s3`.
 
-    `deimos.lab.queue.s3` retries with backoff itself; a failure here stops the round before it is
-    committed, and a re-run uploads the same files again.
+    `deimos.lab.queue.S3Queue` retries with backoff itself; a failure here stops the round before
+    it is committed, and a re-run uploads the same files again.
     """
     campaign = Campaign(campaign_dir)
     params = campaign.params()
     if params.s3 is None:
         return None
-    from deimos.lab.queue.s3 import publish_batch_s3 as upload  # boto3 only where S3 is used
-
-    export_dir = campaign.round_dir(round_id) / "export"
-    files = sorted(p for p in export_dir.iterdir() if p.is_file())
-    return upload(params.s3.settings(), round_id, files)
+    # S3Queue loads boto3 only here, where S3 is used.
+    return S3Queue(params.s3.settings()).publish(round_id, campaign.round_dir(round_id) / "export")
 
 
 @task(name="record-round", cache_policy=NO_CACHE)

@@ -24,7 +24,7 @@ from deimos.campaign.pipeline import pipeline_yaml
 from deimos.data.assay import SimulatedAssay, generate_library, write_measurements_csv
 from deimos.data.sequences import read_fasta, write_fasta
 from deimos.errors import InputError
-from deimos.lab.labels import LabelStore
+from deimos.lab.store import LabelStore
 
 logger = logging.getLogger(__name__)
 
@@ -278,7 +278,7 @@ def _reset_labels(campaign: Campaign) -> None:
 
 
 def _empty_label_table(campaign: Campaign) -> None:
-    from deimos.lab.labels import LABEL_COLUMNS
+    from deimos.lab.store import LABEL_COLUMNS
 
     campaign.label_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(campaign.label_dir / "labels.csv", ",".join(LABEL_COLUMNS) + "\n")

@@ -16,8 +16,9 @@ import pandas as pd
 from deimos.atomic import write_text_atomic
 from deimos.campaign.params import EXPORT_FORMATS, CampaignParams
 from deimos.data.sequences import write_fasta
+from deimos.lab.formulas import neutralise_formulas
 from deimos.lab.label_studio import label_studio_tasks, write_label_studio_tasks
-from deimos.lab.plates import neutralise_formulas, plate_map, write_plate_map
+from deimos.lab.plates import plate_map, write_plate_map
 
 Exporter = Callable[[pd.DataFrame, Path, CampaignParams], list[str]]
 

@@ -7,7 +7,7 @@ A campaign is a git + DVC repository::
     data.dvc               tracks data/
     data/pool.fasta        every sequence that may be measured
     data/test.fasta        simulated campaigns only: held-out sequences scored against the truth
-    data/labels/           the label store (deimos.lab.labels.LabelStore)
+    data/labels/           the label store (deimos.lab.store.LabelStore)
     data/requested.csv     id, round: every id sent to the lab in a closed round
     data/round_log.jsonl   one JSON event per line (campaign created, round closed, labels in)
     rounds/<k>/            the outputs of round k's stages (DVC outs)
@@ -22,7 +22,6 @@ and round k's recorded outputs are never recomputed from newer labels.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -37,6 +36,7 @@ import yaml
 from deimos.atomic import write_text_atomic
 from deimos.campaign.params import PARAMS_FILE, CampaignParams, load_params
 from deimos.errors import InputError
+from deimos.lock import exclusive_lock
 
 STAGES = ("prepare", "train", "predict", "select", "export")
 
@@ -145,9 +145,5 @@ LOCK_FILE = ".deimos.lock"
 @contextmanager
 def campaign_lock(campaign: Campaign) -> Iterator[None]:
     """One writer per campaign: a round and an ingestion never interleave (flock, blocking)."""
-    fd = os.open(campaign.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with exclusive_lock(campaign.root / LOCK_FILE):
         yield
-    finally:
-        os.close(fd)

@@ -28,7 +28,7 @@ from deimos.campaign.layout import STAGES, Campaign
 from deimos.campaign.params import CampaignParams
 from deimos.data.sequences import SequenceSet, one_hot, read_fasta
 from deimos.errors import InputError
-from deimos.lab.labels import LabelStore
+from deimos.lab.store import LabelStore
 
 MIN_LABELS = 4
 MIN_VALIDATION = 2

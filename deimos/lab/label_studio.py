@@ -39,6 +39,7 @@ import pandas as pd
 
 from deimos.atomic import write_text_atomic
 from deimos.errors import InputError
+from deimos.lab.formulas import NUMBER_RE
 from deimos.safe_names import check_safe_id
 from deimos.text_files import decode_utf8, read_limited
 
@@ -46,7 +47,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_VALUE_NAME = "donor_usage"
 DEFAULT_TO_NAME = "sequence"
-#: Larger exports are refused before they are read (same limit as `deimos.lab.labels`).
+#: Larger exports are refused before they are read (same limit as `deimos.lab.readers`).
 MAX_EXPORT_BYTES = 64 * 1024 * 1024
 TASK_COLUMNS = ("rank", "id", "sequence", "pred_mean", "pred_sd")
 EI_COLUMN = "expected_improvement"
@@ -54,9 +55,15 @@ REPLICATE_COLUMN = "replicate"
 ANNOTATOR_COLUMN = "annotator"
 ANNOTATION_ID_COLUMN = "annotation_id"
 
-# Plain decimal numbers only (for TextArea/Choices text): no "nan", "inf", "1_000" or "0x1f".
-_NUMBER_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _TEXT_RESULT_KEYS = {"textarea": "text", "choices": "choices"}
+# How messages name a JSON value's type; bool before number, as a bool is an int.
+_JSON_TYPES = (
+    (dict, "JSON object"),
+    (list, "JSON list"),
+    (str, "string"),
+    (bool, "boolean"),
+    (int | float, "number"),
+)
 
 
 def labeling_config(*, value_name: str = DEFAULT_VALUE_NAME, to_name: str = DEFAULT_TO_NAME) -> str:
@@ -244,13 +251,10 @@ def parse_label_studio_export(
         )
     if not tasks:
         raise InputError(f"{name}: the export holds no tasks")
-    ids: list[str] = []
-    values: list[float] = []
-    replicates: list[int] = []
-    annotators: list[str] = []
-    annotation_ids: list[str] = []
+    # One (id, value, replicate, annotator, annotation id) per submitted annotation.
+    rows: list[tuple[str, float, int, str, str]] = []
     task_numbers: list[int] = []
-    has_annotator = has_annotation_id = False
+    has_annotation_id = False
     first_task_of: dict[str, int] = {}
     n_replicates: dict[str, int] = {}
     for task_no, task in enumerate(tasks, start=1):
@@ -278,27 +282,25 @@ def parse_label_studio_export(
                 raise InputError(f"{where}: 'was_cancelled' is {cancelled!r}, not true/false")
             if cancelled:
                 continue  # the annotator skipped the task: no measurement
-            values.append(_annotation_value(annotation, value_name, where))
+            value = _annotation_value(annotation, value_name, where)
             n_replicates[task_id] = n_replicates.get(task_id, 0) + 1
-            ids.append(task_id)
-            replicates.append(n_replicates[task_id])
-            task_numbers.append(task_no)
             annotator = _annotator(annotation.get("completed_by"))
-            has_annotator |= annotator != ""
-            annotators.append(annotator)
             raw_id = annotation.get("id")
             has_annotation_id |= raw_id is not None
-            annotation_ids.append("" if raw_id is None else str(raw_id))
-    if not ids:
+            annotation_id = "" if raw_id is None else str(raw_id)
+            rows.append((task_id, value, n_replicates[task_id], annotator, annotation_id))
+            task_numbers.append(task_no)
+    if not rows:
         raise InputError(
             f"{name}: no submitted annotations in {len(tasks)} task(s) (all unannotated or skipped)"
         )
+    ids, values, replicates, annotators, annotation_ids = (list(c) for c in zip(*rows, strict=True))
     columns: dict[str, Any] = {
         "id": pd.Series(ids, dtype=object),
         value_name: np.asarray(values, dtype=np.float64),
         REPLICATE_COLUMN: np.asarray(replicates, dtype=np.int64),
     }
-    if has_annotator:
+    if any(annotators):
         columns[ANNOTATOR_COLUMN] = pd.Series(annotators, dtype=object)
     if has_annotation_id:
         columns[ANNOTATION_ID_COLUMN] = pd.Series(annotation_ids, dtype=object)
@@ -326,19 +328,9 @@ def _load_json(data: bytes, name: str) -> Any:
 
 
 def _json_type(value: Any) -> str:
-    if isinstance(value, dict):
-        return "JSON object"
-    if isinstance(value, list):
-        return "JSON list"
-    if isinstance(value, str):
-        return "string"
     if value is None:
         return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    return type(value).__name__
+    return next((kind for t, kind in _JSON_TYPES if isinstance(value, t)), type(value).__name__)
 
 
 def _task_id(task: Any, task_no: int, name: str) -> str:
@@ -398,7 +390,7 @@ def _annotation_value(annotation: dict[str, Any], value_name: str, where: str) -
         if not (isinstance(texts, list) and len(texts) == 1 and isinstance(texts[0], str)):
             raise InputError(f"{where}: {value_name} {kind} result must hold one text")
         text = texts[0].strip()
-        if not _NUMBER_RE.fullmatch(text):
+        if not NUMBER_RE.fullmatch(text):
             raise InputError(f"{where}: {value_name} is not a number: {texts[0]!r}")
         number = float(text)
     else:

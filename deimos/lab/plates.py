@@ -6,9 +6,9 @@ columns 1-24) plates, filled row by row (A1, A2, .., A12, B1, ..) or column by c
 spills onto plate 2, 3, ...
 
 The map is written as CSV and XLSX for people to open in a spreadsheet, so every text cell
-that a spreadsheet would run as a formula is neutralised first (`neutralise_formulas`), and
-the XLSX bytes are reproducible (fixed document and zip timestamps), because DVC and audits
-compare files by their bytes.
+that a spreadsheet would run as a formula is neutralised first
+(`deimos.lab.formulas.neutralise_formulas`), and the XLSX bytes are reproducible (fixed document
+and zip timestamps), because DVC and audits compare files by their bytes.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import pandas as pd
 
 from deimos.atomic import write_bytes_atomic
 from deimos.errors import InputError
+from deimos.lab.formulas import neutralise_formulas
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +41,6 @@ SHEET_NAME = "plate_map"
 #: The time written into the XLSX (document properties and zip entries), so bytes repeat.
 XLSX_TIMESTAMP = datetime(2000, 1, 1)
 
-# Spreadsheets run a cell that starts with one of these as a formula (OWASP "CSV injection").
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 _ROW_LETTERS = "ABCDEFGHIJKLMNOP"
 # "B7", "b07": a row letter and a column number; leading zeros and lowercase are accepted.
 _WELL_RE = re.compile(r"([A-Za-z])0*([1-9][0-9]*)")
@@ -176,36 +175,6 @@ def plate_map(batch: pd.DataFrame, layout: PlateLayout) -> pd.DataFrame:
     out.insert(0, "well", pd.Series([w for _, w in positions], dtype=object))
     out.insert(0, "plate", np.asarray([p for p, _ in positions], dtype=np.int64))
     return out
-
-
-def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy of `frame` in which no text cell can run as a spreadsheet formula.
-
-    Every string cell and string column name that starts with ``=``, ``+``, ``-``, ``@``, a tab
-    or a carriage return gets a leading ``'`` (OWASP's advice for CSV injection), so a
-    spreadsheet shows it as text. Numbers stay numbers (a negative float is not touched); only
-    strings change. The input is not modified.
-    """
-    if not isinstance(frame, pd.DataFrame):
-        raise InputError(f"neutralise_formulas: expected a DataFrame, got {type(frame).__name__}")
-    out = frame.copy()
-    for col in out.columns:
-        dtype = out[col].dtype
-        if (
-            pd.api.types.is_numeric_dtype(dtype)
-            or pd.api.types.is_bool_dtype(dtype)
-            or pd.api.types.is_datetime64_any_dtype(dtype)
-        ):
-            continue  # no strings in these columns
-        out[col] = out[col].astype(object).map(_neutralise_cell)
-    out.columns = pd.Index([_neutralise_cell(c) for c in out.columns])
-    return out
-
-
-def _neutralise_cell(value: Any) -> Any:
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
 
 
 def write_plate_map(

@@ -4,12 +4,15 @@
 A published batch is complete once its `manifest.json` exists: the manifest (file names, sizes,
 SHA-256) is written last, so a reader polling the outbox never picks up half a batch, and a
 re-publish of the same round is a no-op when the manifest already matches.
+
+`LocalQueue` puts these functions behind the queue interface (`deimos.lab.queue.LabQueue`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -89,3 +92,34 @@ def returned_label_file(queue_dir: Path, round_id: int) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
+
+
+class LocalQueue:
+    """The local filesystem queue in `queue_dir`, behind `deimos.lab.queue.LabQueue`."""
+
+    def __init__(self, queue_dir: str | os.PathLike[str]) -> None:
+        self.queue_dir = Path(queue_dir)
+
+    def publish(self, round_id: int, export_dir: Path) -> dict[str, Any]:
+        """`publish_batch`: the export's files to the round's outbox, manifest last."""
+        return publish_batch(Path(export_dir), self.queue_dir, round_id)
+
+    def read_manifest(self, round_id: int) -> dict[str, Any] | None:
+        """The round's checked manifest (`read_manifest`), or None when it is not published."""
+        batch_dir = outbox(self.queue_dir, round_id)
+        return read_manifest(batch_dir) if (batch_dir / MANIFEST).is_file() else None
+
+    def find_returned_labels(self, round_id: int) -> Path | None:
+        """`returned_label_file`: the round's label file in the inbox, if any."""
+        return returned_label_file(self.queue_dir, round_id)
+
+    def fetch(self, labels_ref: str | os.PathLike[str], dest_dir: Path) -> Path:
+        """The label file in `dest_dir`: itself when it lies there already, else a copy."""
+        source = Path(labels_ref)
+        target = Path(dest_dir) / source.name
+        if target.exists() and target.samefile(source):
+            return source
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with replacing(target) as tmp:
+            shutil.copyfile(source, tmp)
+        return target

@@ -17,8 +17,8 @@ import yaml
 from deimos.campaign import repo
 from deimos.campaign.layout import Campaign
 from deimos.errors import InputError
-from deimos.lab.labels import LabelStore
 from deimos.lab.queue import local as queue
+from deimos.lab.store import LabelStore
 from tests.helpers.lab_loop_helpers import BATCH, INITIAL, make_campaign, snapshot, write_csv
 
 pytestmark = pytest.mark.slow

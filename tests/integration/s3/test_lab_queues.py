@@ -15,8 +15,8 @@ import pytest
 from deimos.campaign import repo
 from deimos.campaign.params import ExportParams, S3Params
 from deimos.errors import InputError
-from deimos.lab.labels import LabelStore
 from deimos.lab.queue import local as queue
+from deimos.lab.store import LabelStore
 from tests.helpers.lab_loop_helpers import BATCH, make_campaign, write_csv
 
 pytestmark = pytest.mark.slow
@@ -89,7 +89,7 @@ def test_s3_round_trip_publish_collect_and_label_studio_return(
 ):
     """A round goes to S3 with its manifest; the lab drops a Label Studio export in the S3
     inbox; the collector finds it, ingests it and closes the round."""
-    from deimos.lab.queue.s3 import read_batch_manifest_s3
+    from deimos.lab.queue.s3_batches import read_batch_manifest_s3
     from flows.al_round import al_round
     from flows.collect_labels import collect_labels
 
@@ -144,6 +144,7 @@ def test_s3_outage_mid_round_then_the_same_round_exports_completely(
     prefect_server, s3_server, s3_bucket, tmp_path
 ):
     from deimos.lab.queue import s3 as s3_queue
+    from deimos.lab.queue import s3_batches
     from flows.al_round import al_round
     from tests.helpers.seaweed import TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY
 
@@ -166,11 +167,11 @@ def test_s3_outage_mid_round_then_the_same_round_exports_completely(
     assert repo.head(campaign.root) == head
     assert repo.run_git(campaign.root, ["tag"]).strip() == ""
     settings = campaign.params().s3.settings()
-    assert s3_queue.read_batch_manifest_s3(settings, 0) is None
+    assert s3_batches.read_batch_manifest_s3(settings, 0) is None
 
     summary = al_round(str(campaign.root))
     assert summary["stages_run"] == []  # the stages had finished; only publishing was left
-    manifest = s3_queue.read_batch_manifest_s3(settings, 0)
+    manifest = s3_batches.read_batch_manifest_s3(settings, 0)
     assert manifest is not None and len(manifest["files"]) == 4
     assert repo.run_git(campaign.root, ["tag"]).split() == ["round-0"]
     # No credential anywhere in the campaign's files.

@@ -19,15 +19,15 @@ from botocore.config import Config
 
 from deimos.errors import InputError
 from deimos.lab.queue import s3 as s3_queue
-from deimos.lab.queue.s3 import (
+from deimos.lab.queue import s3_batches
+from deimos.lab.queue.redact import redact
+from deimos.lab.queue.s3 import S3QueueError, S3Settings
+from deimos.lab.queue.s3_batches import (
     MAX_DOWNLOAD_BYTES,
-    S3QueueError,
-    S3Settings,
     download_object,
     find_returned_labels_s3,
     publish_batch_s3,
     read_batch_manifest_s3,
-    redact,
 )
 from tests.helpers.seaweed import TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY, SeaweedServer
 
@@ -88,7 +88,7 @@ def recorded_calls(monkeypatch, operations: tuple[str, ...]) -> list[tuple[str, 
             client.meta.events.register(f"provide-client-params.s3.{op}", record)
         return client
 
-    monkeypatch.setattr(s3_queue, "s3_client", client_with_hooks)
+    monkeypatch.setattr(s3_batches, "s3_client", client_with_hooks)
     return calls
 
 
@@ -455,7 +455,7 @@ def test_server_stopped_mid_export(tmp_path, s3_env, monkeypatch, caplog):
             client.meta.events.register("after-call.s3.PutObject", after_put)
             return client
 
-        monkeypatch.setattr(s3_queue, "s3_client", client_that_loses_its_server)
+        monkeypatch.setattr(s3_batches, "s3_client", client_that_loses_its_server)
         began = time.monotonic()
         with pytest.raises(S3QueueError) as caught, caplog.at_level(logging.INFO, logger=QUEUE_LOG):
             publish_batch_s3(settings, 3, files)
@@ -474,7 +474,7 @@ def test_server_stopped_mid_export(tmp_path, s3_env, monkeypatch, caplog):
             assert leaked not in message
             assert leaked not in queue_log(caplog)
 
-        monkeypatch.setattr(s3_queue, "s3_client", real)
+        monkeypatch.setattr(s3_batches, "s3_client", real)
         server.start()
         # The first file made it before the outage; the manifest did not, so the round reads as
         # not exported.

@@ -14,8 +14,8 @@ import pytest
     "module",
     ["deimos.acquisition.deimos", "deimos.acquisition.scores", "deimos.acquisition.batchbald",
      "deimos.acquisition.kcenter", "deimos.acquisition.registry", "deimos.uncertainty.calibration",
-     "deimos.lab.labels", "deimos.data.assay", "deimos.data.sequences", "deimos.loop.seeds",
-     "deimos.config"],
+     "deimos.lab.store", "deimos.lab.queue", "deimos.data.assay", "deimos.data.sequences",
+     "deimos.loop.seeds", "deimos.config"],
 )  # fmt: skip
 def test_library_module_does_not_pull_in_models_or_orchestration(module):
     code = (

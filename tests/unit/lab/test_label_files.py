@@ -20,7 +20,8 @@ import pytest
 from deimos.data.assay import generate_library
 from deimos.errors import InputError
 from deimos.lab.label_studio import label_studio_tasks, write_label_studio_tasks
-from deimos.lab.labels import DEFAULT_MAX_BYTES, IngestReport, LabelStore, read_label_file
+from deimos.lab.readers import DEFAULT_MAX_BYTES, read_label_file
+from deimos.lab.store import IngestReport, LabelStore
 
 NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 LIBRARY = generate_library(12, seed=3)

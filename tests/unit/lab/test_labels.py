@@ -1,4 +1,4 @@
-"""Tests for deimos.lab.labels: reading lab files, campaign checks, replicates, the store."""
+"""Tests for deimos.lab.readers, .checks and .store: lab files, campaign checks, the store."""
 
 from __future__ import annotations
 
@@ -20,15 +20,10 @@ import pytest
 
 from deimos.data.assay import generate_library, measure, write_measurements_csv
 from deimos.errors import InputError
-from deimos.lab import labels as labels_mod
-from deimos.lab.labels import (
-    LABEL_COLUMNS,
-    IngestReport,
-    LabelStore,
-    aggregate_replicates,
-    read_label_file,
-    validate_against_campaign,
-)
+from deimos.lab import store as store_mod
+from deimos.lab.checks import aggregate_replicates, validate_against_campaign
+from deimos.lab.readers import read_label_file
+from deimos.lab.store import LABEL_COLUMNS, IngestReport, LabelStore
 
 NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 LIBRARY = generate_library(12, seed=3)
@@ -476,7 +471,7 @@ def test_crash_between_table_and_log_does_not_duplicate(
         raise OSError("simulated crash before the log was written")
 
     with monkeypatch.context() as patch:
-        patch.setattr(labels_mod, "_write_log", crash)
+        patch.setattr(store_mod, "_write_log", crash)
         with pytest.raises(OSError, match="simulated crash"):
             _ingest(store, path, round_id=2)
     assert store.labelled_ids() == set(ALL_IDS[:5])  # the table landed ...
@@ -498,7 +493,7 @@ def test_crash_then_other_file_also_repairs_the_log(
 ) -> None:
     store = LabelStore(tmp_path / "store")
     with monkeypatch.context() as patch:
-        patch.setattr(labels_mod, "_write_log", lambda *a, **k: (_ for _ in ()).throw(OSError()))
+        patch.setattr(store_mod, "_write_log", lambda *a, **k: (_ for _ in ()).throw(OSError()))
         with pytest.raises(OSError):
             _ingest(store, _assay_file(tmp_path, "r1.csv", ALL_IDS[:2]))
     _ingest(store, _assay_file(tmp_path, "r2.csv", ALL_IDS[2:4]))
@@ -519,7 +514,7 @@ def test_failed_table_write_changes_nothing(
             raise OSError("disk full")
         real_replace(src, dst)
 
-    monkeypatch.setattr(labels_mod.os, "replace", failing_replace)
+    monkeypatch.setattr(store_mod.os, "replace", failing_replace)
     with pytest.raises(OSError, match="disk full"):
         _ingest(store, _assay_file(tmp_path, "r2.csv", ALL_IDS[2:4]))
     after = {k: v for k, v in _snapshot(store.path).items() if not k.startswith("raw/")}

@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 
 from deimos.errors import InputError
+from deimos.lab.formulas import neutralise_formulas
 from deimos.lab.plates import (
     XLSX_TIMESTAMP,
     PlateLayout,
-    neutralise_formulas,
     plate_map,
     well_positions,
     write_plate_map,

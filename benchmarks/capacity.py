@@ -65,8 +65,8 @@ def measure_one(n: int, n_masks: int, batch: int) -> dict[str, float]:
 
 def measure_dask(n: int, n_masks: int) -> dict[str, object]:
     """`score-pool` on one process vs a 2-worker local Dask cluster, same FASTA and masks."""
-    from deimos.data.assay import generate_library
-    from deimos.data.sequences import write_fasta
+    from deimos.data.a5ss_library import generate_library
+    from deimos.data.fasta_writer import write_fasta
     from deimos.uncertainty.train import save_model
     from flows.score_pool import score_pool, score_pool_on_dask
     from models.splicing import SplicingCNN

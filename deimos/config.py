@@ -22,6 +22,7 @@ from deimos.errors import InputError
 
 __all__ = [
     "FiniteFloat",
+    "MaskCount",
     "Name",
     "NonNegativeFloat",
     "NonNegativeInt",
@@ -42,6 +43,12 @@ def _finite(value: float) -> float:
     return value
 
 
+def _name(value: str) -> str:
+    if not value or value != value.strip():
+        raise ValueError("must be a non-empty name without leading or trailing blanks")
+    return value
+
+
 # Strict ints refuse True/False and 2.5; numbers refuse booleans and strings ("1e-3" from YAML
 # without a dot is a string and must be written 0.001 or 1.0e-3).
 PositiveInt = Annotated[int, Field(strict=True, ge=1)]
@@ -49,10 +56,12 @@ NonNegativeInt = Annotated[int, Field(strict=True, ge=0)]
 FiniteFloat = Annotated[float, Field(strict=True), AfterValidator(_finite)]
 PositiveFloat = Annotated[float, Field(strict=True, gt=0), AfterValidator(_finite)]
 NonNegativeFloat = Annotated[float, Field(strict=True, ge=0), AfterValidator(_finite)]
+#: J, the number of fixed dropout masks: a covariance needs at least two.
+MaskCount = Annotated[int, Field(strict=True, ge=2)]
 #: A dropout probability: 0 <= p < 1.
 Probability = Annotated[float, Field(strict=True, ge=0, lt=1)]
 #: A non-empty name without surrounding blanks (a column, a task, a directory).
-Name = Annotated[str, Field(strict=True, min_length=1, pattern=r"^\S(.*\S)?$")]
+Name = Annotated[str, Field(strict=True), AfterValidator(_name)]
 
 # True while pydantic validates a whole tree (`parse_settings`, or an outer `Settings(...)`):
 # the nested models' `__init__` then leaves their errors to the outer call, which names the
@@ -118,6 +127,8 @@ def describe_error(exc: ValidationError, prefix: str = "", *, owner: str = "") -
     key = f"{prefix}{loc}" if loc else owner or prefix.rstrip(".") or "value"
     if err["type"] == "extra_forbidden":
         return f"unknown parameter {key!r}"
+    if err["type"] in ("model_type", "model_attributes_type", "dict_type"):
+        return f"{key}: must be a mapping of parameters (got {err.get('input')!r})"
     message = str(err["msg"]).removeprefix("Value error, ")
     value = err.get("input")
     got = "" if isinstance(value, Mapping | BaseModel) else f" (got {value!r})"

@@ -7,9 +7,12 @@ import argparse
 import math
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deimos.errors import InputError
+
+if TYPE_CHECKING:
+    from deimos.experiments.params import BenchmarkParams
 
 
 def _thresholds(items: list[str]) -> dict[str, float]:
@@ -26,24 +29,23 @@ def _thresholds(items: list[str]) -> dict[str, float]:
     return out
 
 
-def _params(args: argparse.Namespace) -> Any:
-    from tasks.benchmark_tasks import BenchmarkParams
+def _params(args: argparse.Namespace) -> BenchmarkParams:
+    from deimos.experiments.params import load_benchmark_params
 
-    base = BenchmarkParams.from_yaml(args.params) if args.params else BenchmarkParams()
-    values = base.to_dict()
+    changes: dict[str, Any] = {}
     for key in ("scale", "seeds"):
         if getattr(args, key) is not None:
-            values[key] = getattr(args, key)
+            changes[key] = getattr(args, key)
     for key in ("tasks", "methods"):
         if getattr(args, key):
-            values[key] = getattr(args, key)
+            changes[key] = getattr(args, key)
     if args.threshold:
-        values["thresholds"] = {**values["thresholds"], **_thresholds(args.threshold)}
+        changes["thresholds"] = _thresholds(args.threshold)
     if args.no_appendix_a:
-        values["appendix_a_instances"] = 0
+        changes["appendix_a_instances"] = 0
     if args.no_figure1:
-        values["figure1"] = False
-    return BenchmarkParams.from_mapping(values, str(args.params or "command line"))
+        changes["figure1"] = False
+    return load_benchmark_params(args.params, changes)
 
 
 def _print_summary(out_dir: Path) -> None:
@@ -70,15 +72,17 @@ def _print_summary(out_dir: Path) -> None:
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
     """Run the benchmark flow and print the threshold table and the tests."""
-    from deimos_cli.lab_loop import _prefect_defaults
-    from tasks.benchmark_tasks import RUNS_DIR, benchmark_runs
+    from deimos.experiments.params import benchmark_runs
 
     if args.workers < 1:
         raise InputError(f"--workers must be at least 1, got {args.workers}")
-    params = _params(args)
+    params = _params(args)  # bad parameters are refused before torch and Prefect load
     runs = benchmark_runs(params)
     if not runs:
         raise InputError("no run: none of the methods applies to the chosen tasks")
+    from deimos_cli.lab_loop import _prefect_defaults
+    from tasks.benchmark_tasks import RUNS_DIR
+
     out_dir = args.out.absolute()
     if args.fresh:
         shutil.rmtree(out_dir / RUNS_DIR, ignore_errors=True)

@@ -14,9 +14,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from deimos.errors import InputError
+from deimos.yaml_files import read_yaml
 
 #: Work pools `deimos deploy` creates when missing (one machine); others come from infra/.
 PROCESS_POOLS = ("deimos-process",)
@@ -24,12 +23,7 @@ PROCESS_POOLS = ("deimos-process",)
 
 def read_deployments(path: Path) -> list[dict[str, Any]]:
     """The `deployments` list of a prefect.yaml, each with a name, entrypoint and work pool."""
-    try:
-        config = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML ({exc})") from None
+    config = read_yaml(path)
     deployments = config.get("deployments") if isinstance(config, dict) else None
     if not isinstance(deployments, list) or not deployments:
         raise InputError(f"{path}: needs a non-empty 'deployments' list")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,20 +29,21 @@ def _campaign(path: Path) -> Any:
 
 
 def _params_from_args(args: argparse.Namespace, simulated: bool) -> Any:
-    from deimos.campaign.create import default_simulation_params
-    from deimos.campaign.params import CampaignParams, ExportParams, S3Params, TrainParams
+    """`params.yaml` of a new campaign: the defaults with the command line's options on top,
+    checked as one mapping, so a bad option is named by its `params.yaml` key."""
+    from deimos.campaign.params import CampaignParams, params_from_mapping
+    from deimos.loop.config import AssaySimulation
 
+    raw = CampaignParams().to_yaml_dict()
+    raw["seed"] = args.seed
     if simulated:
-        params = default_simulation_params(
-            pool_size=args.pool_size,
-            test_size=args.test_size,
-            n_initial=args.initial,
-            seed=args.seed,
-        )
-    else:
-        params = CampaignParams()
-    changes: dict[str, Any] = {"seed": args.seed}
-    for arg, field in (
+        raw["simulation"] = AssaySimulation().model_dump() | {
+            "pool_size": args.pool_size,
+            "test_size": args.test_size,
+            "n_initial": args.initial,
+            "seed": args.seed,
+        }
+    for arg, key in (
         ("batch_size", "batch_size"),
         ("method", "method"),
         ("masks", "n_masks"),
@@ -51,24 +51,24 @@ def _params_from_args(args: argparse.Namespace, simulated: bool) -> Any:
     ):
         value = getattr(args, arg, None)
         if value is not None:
-            changes[field] = value
+            raw[key] = value
     if getattr(args, "epochs", None) is not None:
-        changes["train"] = replace(TrainParams(), epochs=args.epochs)
+        raw["train"]["epochs"] = args.epochs
     if getattr(args, "formats", None):
-        changes["export"] = ExportParams(
-            formats=tuple(f.strip() for f in args.formats.split(",")),
-            plate_wells=args.plate_wells,
-            plate_order=args.plate_order,
-            control_wells=tuple(w.strip() for w in args.control_wells.split(",") if w.strip()),
-        )
+        raw["export"] = {
+            "formats": [f.strip() for f in args.formats.split(",")],
+            "plate_wells": args.plate_wells,
+            "plate_order": args.plate_order,
+            "control_wells": [w.strip() for w in args.control_wells.split(",") if w.strip()],
+        }
     if getattr(args, "s3_bucket", None):
-        changes["s3"] = S3Params(
-            bucket=args.s3_bucket,
-            prefix=args.s3_prefix,
-            endpoint_url=args.s3_endpoint,
-            profile=args.s3_profile,
-        )
-    return replace(params, **changes)
+        raw["s3"] = {
+            "bucket": args.s3_bucket,
+            "prefix": args.s3_prefix,
+            "endpoint_url": args.s3_endpoint,
+            "profile": args.s3_profile,
+        }
+    return params_from_mapping(raw, "deimos init options")
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -97,6 +97,7 @@ def cmd_round(args: argparse.Namespace) -> int:
     """Run the campaign's current round through the Prefect `al_round` flow."""
     _prefect_defaults()
     campaign = _campaign(args.campaign)
+    campaign.params()  # a bad params.yaml is refused here, before Prefect and torch start
     from flows.al_round import al_round
 
     summary = al_round(str(campaign.root))
@@ -160,74 +161,6 @@ def cmd_collect(args: argparse.Namespace) -> int:
             f"{Path(report['file']).name}"
             + ("" if report["closed_round"] is None else f"; round {report['closed_round']} closed")
         )
-    return 0
-
-
-def serve_deployments(
-    campaign_dir: Path, *, cron: str | None, interval: int | None, collect_every: int
-) -> list[Any]:
-    """The one-machine lab's deployments of a campaign: `al-round` on `cron` (or every
-    `interval` seconds), `collect-labels` every `collect_every` seconds, and `ingest-labels` and
-    `benchmark` on demand."""
-    from flows.al_round import al_round
-    from flows.benchmark import benchmark
-    from flows.collect_labels import collect_labels
-    from flows.ingest_labels import ingest_labels
-
-    name = campaign_dir.name
-    where = {"campaign_dir": str(campaign_dir)}
-    schedule: dict[str, Any] = {"interval": interval} if interval else {"cron": cron}
-    return [
-        # One round at a time: a slow round must not overlap the next tick (the campaign lock
-        # would make the second wait, then find nothing to do).
-        al_round.to_deployment(
-            name=f"al-round-{name}", parameters=where, concurrency_limit=1, **schedule
-        ),
-        collect_labels.to_deployment(
-            name=f"collect-labels-{name}", parameters=where, interval=collect_every
-        ),
-        ingest_labels.to_deployment(name=f"ingest-labels-{name}", parameters=where),
-        benchmark.to_deployment(name=f"benchmark-{name}"),
-    ]
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    """Serve the campaign's deployments from this process (`flow.serve` for a one-machine lab)."""
-    _prefect_defaults()
-    campaign = _campaign(args.campaign)
-    if args.interval is not None and args.interval < 1:
-        raise InputError(f"--interval must be at least 1 second, got {args.interval}")
-    if args.collect_every < 1:
-        raise InputError(f"--collect-every must be at least 1 second, got {args.collect_every}")
-    if args.interval is None:
-        from prefect.client.schemas.schedules import CronSchedule
-
-        try:
-            CronSchedule(cron=args.cron)
-        except ValueError:
-            raise InputError(f"--cron {args.cron!r} is not a cron expression") from None
-    from prefect import serve
-    from prefect.settings import PREFECT_API_URL
-
-    if not PREFECT_API_URL.value():
-        # A temporary server has no scheduler: the schedules would never fire.
-        raise InputError(
-            "deimos serve needs a Prefect server that schedules runs: start one with "
-            "`prefect server start` and set PREFECT_API_URL (e.g. http://127.0.0.1:4200/api)"
-        )
-    deployments = serve_deployments(
-        campaign.root.absolute(),
-        cron=args.cron,
-        interval=args.interval,
-        collect_every=args.collect_every,
-    )
-    when = f"every {args.interval} s" if args.interval else f"on cron '{args.cron}'"
-    print(
-        f"serving {campaign.root}: al-round {when}, collect-labels every {args.collect_every} s, "
-        "ingest-labels and benchmark on demand (Ctrl-C stops)",
-        flush=True,
-    )
-    serve(*deployments)
     return 0
 
 
@@ -414,16 +347,9 @@ def add_commands(sub: Any) -> None:
     )
     p.set_defaults(handler=cmd_collect)
 
-    p = sub.add_parser(
-        "serve", help="serve the campaign's scheduled deployments from this machine (flow.serve)"
-    )
-    p.add_argument("--campaign", type=Path, default=Path("."), help="campaign directory")
-    p.add_argument("--cron", default="0 6 * * 1", help="al-round schedule (default Mon 06:00)")
-    p.add_argument("--interval", type=int, help="al-round every INTERVAL seconds instead")
-    p.add_argument(
-        "--collect-every", type=int, default=900, help="seconds between label checks (900)"
-    )
-    p.set_defaults(handler=cmd_serve)
+    from deimos_cli import serve  # here: serve uses this module's helpers
+
+    serve.add_commands(sub)
 
     p = sub.add_parser("status", help="where a campaign stands")
     p.add_argument("--campaign", type=Path, default=Path("."), help="campaign directory")

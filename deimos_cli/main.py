@@ -88,8 +88,7 @@ def cmd_select(args: argparse.Namespace) -> int:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     """In-process simulated splicing campaign, DEIMOS against random, with a learning curve."""
-    from deimos.loop.simulation import SimulationConfig, run_simulated_campaign
-    from deimos.plots import plot_learning_curves
+    from deimos.loop.config import SimulationConfig
 
     config = SimulationConfig(
         pool_size=args.pool_size,
@@ -104,6 +103,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         f"simulated campaign: pool {config.pool_size} sequences, {config.n_initial} initial "
         f"labels, {config.n_rounds} rounds of {config.batch_size}, methods {list(config.methods)}"
     )
+    # Bad sizes are refused above, before torch and the models load.
+    from deimos.loop.simulation import run_simulated_campaign
+    from deimos.plots import plot_learning_curves
+
     curves = run_simulated_campaign(config, progress=True)
     csv_path = out_dir / "learning_curve.csv"
     _write_text_atomic(csv_path, curves.to_csv(index=False))
@@ -120,7 +123,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a SplicingCNN from scratch on the labelled sequences of a FASTA pool."""
     from deimos.data.datasets import split_indices
-    from deimos.data.sequences import one_hot, read_fasta
+    from deimos.data.onehot import one_hot
+    from deimos.data.sequences import read_fasta
     from deimos.lab.checks import aggregate_replicates
     from deimos.lab.readers import read_label_file
     from deimos.uncertainty.train import TrainConfig, save_model, train_model
@@ -155,7 +159,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Fixed-mask MC-dropout predictions of every sequence of a FASTA pool, as a .npy."""
-    from deimos.data.sequences import one_hot, read_fasta
+    from deimos.data.onehot import one_hot
+    from deimos.data.sequences import read_fasta
     from deimos.uncertainty.predict import predict_fixed_masks
     from deimos.uncertainty.train import load_model
 

@@ -9,14 +9,8 @@ import pandas as pd
 from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from tasks.benchmark_tasks import (
-    BenchmarkParams,
-    appendix_a_table,
-    benchmark_run,
-    benchmark_runs,
-    figure1_tables,
-    write_report,
-)
+from deimos.experiments.params import BenchmarkParams, benchmark_runs
+from tasks.benchmark_tasks import appendix_a_table, benchmark_run, figure1_tables, write_report
 
 
 # One worker: training seeds torch's process-wide RNG, so runs in threads of one process would

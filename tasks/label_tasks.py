@@ -19,7 +19,8 @@ from deimos.campaign import repo
 from deimos.campaign.create import INITIAL_ROUND
 from deimos.campaign.layout import Campaign, append_event, write_requested
 from deimos.campaign.params import set_round
-from deimos.data.assay import SimulatedAssay, write_measurements_csv
+from deimos.data.assay import SimulatedAssay
+from deimos.data.assay_csv import write_measurements_csv
 from deimos.data.sequences import read_fasta
 from deimos.errors import InputError
 from deimos.lab.queue import LabQueue, LocalQueue, S3Queue
@@ -200,7 +201,7 @@ def collect_returned_labels(campaign_dir: str, round_id: int) -> str | None:
     lab_queue: LabQueue = LocalQueue(queue_dir)
     found = lab_queue.find_returned_labels(round_id)
     if found is None and params.s3 is not None:
-        lab_queue = S3Queue(params.s3.settings())  # boto3 is loaded only here, with S3
+        lab_queue = S3Queue(params.s3)  # boto3 is loaded only here, with S3
         found = lab_queue.find_returned_labels(round_id)
     return None if found is None else str(lab_queue.fetch(found, queue.inbox(queue_dir)))
 

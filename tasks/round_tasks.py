@@ -104,7 +104,7 @@ def publish_batch_s3(campaign_dir: str, round_id: int) -> dict[str, Any] | None:
     if params.s3 is None:
         return None
     # S3Queue loads boto3 only here, where S3 is used.
-    return S3Queue(params.s3.settings()).publish(round_id, campaign.round_dir(round_id) / "export")
+    return S3Queue(params.s3).publish(round_id, campaign.round_dir(round_id) / "export")
 
 
 @task(name="record-round", cache_policy=NO_CACHE)

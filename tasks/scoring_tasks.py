@@ -15,7 +15,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from deimos.atomic import replacing, write_text_atomic
-from deimos.data.sequences import one_hot, read_fasta
+from deimos.data.onehot import one_hot
+from deimos.data.sequences import read_fasta
 from deimos.errors import InputError
 from deimos.uncertainty.predict import predict_fixed_masks, shard_ranges
 from deimos.uncertainty.train import load_model

@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -19,12 +19,16 @@ from deimos.atomic import write_text_atomic
 from deimos.campaign import repo
 from deimos.campaign.code_version import write_code_file
 from deimos.campaign.layout import Campaign, append_event
-from deimos.campaign.params import CampaignParams, SimulationParams, load_params, params_yaml_text
+from deimos.campaign.params import CampaignParams, load_params, params_yaml_text
 from deimos.campaign.pipeline import pipeline_yaml
-from deimos.data.assay import SimulatedAssay, generate_library, write_measurements_csv
-from deimos.data.sequences import read_fasta, write_fasta
+from deimos.data.a5ss_library import generate_library
+from deimos.data.assay import SimulatedAssay
+from deimos.data.assay_csv import write_measurements_csv
+from deimos.data.fasta_writer import write_fasta
+from deimos.data.sequences import read_fasta
 from deimos.errors import InputError
 from deimos.lab.store import LabelStore
+from deimos.loop.config import AssaySimulation
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +120,7 @@ def create_campaign(
         raise InputError("a campaign needs --pool FASTA (or --simulated)")
     if pool_fasta is not None:
         pool = read_fasta(pool_fasta, length=params.sequence_length)
-        params = replace(params, simulation=None)
+        params = params.replace(simulation=None)
     repo.require_tools()
     root.parent.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
@@ -264,12 +268,12 @@ def _differs(status: dict[str, object]) -> bool:
     return False
 
 
-def default_simulation_params(**overrides: object) -> CampaignParams:
+def default_simulation_params(**overrides: Any) -> CampaignParams:
     """Parameters of a simulated campaign (the defaults of `deimos demo` / the project root)."""
-    sim_keys = {f for f in SimulationParams.__dataclass_fields__}
-    sim = SimulationParams(**{k: v for k, v in overrides.items() if k in sim_keys})  # type: ignore[arg-type]
+    sim_keys = set(AssaySimulation.model_fields)
+    sim = AssaySimulation(**{k: v for k, v in overrides.items() if k in sim_keys})
     rest = {k: v for k, v in overrides.items() if k not in sim_keys}
-    return CampaignParams(simulation=sim, **rest)  # type: ignore[arg-type]
+    return CampaignParams(simulation=sim, **rest)
 
 
 def _reset_labels(campaign: Campaign) -> None:

@@ -15,7 +15,7 @@ import pandas as pd
 
 from deimos.atomic import write_text_atomic
 from deimos.campaign.params import EXPORT_FORMATS, CampaignParams
-from deimos.data.sequences import write_fasta
+from deimos.data.fasta_writer import write_fasta
 from deimos.lab.formulas import neutralise_formulas
 from deimos.lab.label_studio import label_studio_tasks, write_label_studio_tasks
 from deimos.lab.plates import plate_map, write_plate_map

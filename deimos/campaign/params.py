@@ -1,100 +1,88 @@
-"""A campaign's typed parameters: everything `params.yaml` sets, checked on load."""
+"""A campaign's typed parameters: everything `params.yaml` sets, checked on load.
+
+Loading imports neither torch nor boto3 (`tests/unit/core/test_import_boundaries.py`): a bad
+`params.yaml` is refused in milliseconds, naming the file and the dotted key.
+"""
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import Field, field_validator, model_validator
 
 from deimos.acquisition.registry import methods_for
 from deimos.atomic import write_text_atomic
+from deimos.config import (
+    FiniteFloat,
+    MaskCount,
+    Name,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Probability,
+    Settings,
+    check_value,
+    parse_settings,
+)
 from deimos.errors import InputError
 from deimos.lab.plates import PlateLayout
+from deimos.lab.queue.settings import S3Settings
+from deimos.loop.config import AssaySimulation, campaign_train_config
+from deimos.uncertainty.config import TrainConfig
+from deimos.yaml_files import read_yaml
+
+__all__ = [
+    "EXPORT_FORMATS",
+    "PARAMS_FILE",
+    "CampaignParams",
+    "ExportParams",
+    "LabelParams",
+    "ModelParams",
+    "load_params",
+    "params_from_mapping",
+    "params_yaml_text",
+    "set_round",
+]
 
 PARAMS_FILE = "params.yaml"
 
+EXPORT_FORMATS = ("fasta", "csv", "plate_map", "label_studio")
+ExportFormat = Literal["fasta", "csv", "plate_map", "label_studio"]
 
-@dataclass(frozen=True)
-class ModelParams:
+# The round kernel derives these per round (`deimos.loop.seeds.SeedPlan`, the model's task); a
+# campaign setting them would be silently ignored, so they are refused instead.
+_DERIVED_TRAIN_KEYS = {
+    "seed": "the training seed comes from the campaign's `seed` (one seed plan per round)",
+    "task": "a campaign trains a regression model",
+}
+
+
+class ModelParams(Settings):
     """SplicingCNN settings that a campaign may change."""
 
-    dropout_p: float = 0.2
-
-    def __post_init__(self) -> None:
-        _number(self.dropout_p, "model.dropout_p", low=0.0, high=1.0, open_high=True)
+    dropout_p: Probability = 0.2
 
 
-@dataclass(frozen=True)
-class TrainParams:
-    """`deimos.uncertainty.train.TrainConfig` fields a campaign sets (task: always regression)."""
-
-    epochs: int = 100
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay_C: float = 1.0  # noqa: N815  (the paper's C)
-    patience: int = 15
-
-    def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "patience"):
-            _integer(getattr(self, name), f"train.{name}", minimum=1)
-        _number(self.lr, "train.lr", low=0.0, open_low=True)
-        _number(self.weight_decay_C, "train.weight_decay_C", low=0.0)
-
-
-@dataclass(frozen=True)
-class LabelParams:
+class LabelParams(Settings):
     """What the lab sends back: the value column and its allowed range."""
 
-    value_column: str = "donor_usage"
-    value_range: tuple[float, float] = (0.0, 1.0)
+    value_column: Name = "donor_usage"
+    value_range: tuple[FiniteFloat, FiniteFloat] = (0.0, 1.0)
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.value_column, str) or not self.value_column.strip():
-            raise InputError(
-                f"labels.value_column must be a column name, got {self.value_column!r}"
-            )
-        rng = self.value_range
-        if not isinstance(rng, list | tuple) or len(rng) != 2:
-            raise InputError(f"labels.value_range must be [low, high], got {rng!r}")
-        _number(rng[0], "labels.value_range[0]")
-        _number(rng[1], "labels.value_range[1]")
-        if not rng[0] < rng[1]:
-            raise InputError(f"labels.value_range must have low < high, got {list(rng)}")
-        object.__setattr__(self, "value_range", (float(rng[0]), float(rng[1])))
+    @model_validator(mode="after")
+    def _low_below_high(self) -> LabelParams:
+        low, high = self.value_range
+        if not low < high:
+            raise ValueError(f"value_range must have low < high, got {[low, high]}")
+        return self
 
 
-@dataclass(frozen=True)
-class SimulationParams:
-    """How a simulated campaign's data is generated (byte-identically) and measured."""
-
-    pool_size: int = 5000
-    test_size: int = 1000
-    n_initial: int = 200
-    seed: int = 0
-    read_depth: float = 100.0
-
-    def __post_init__(self) -> None:
-        _integer(self.pool_size, "simulation.pool_size", minimum=2)
-        _integer(self.test_size, "simulation.test_size", minimum=1)
-        _integer(self.n_initial, "simulation.n_initial", minimum=4)
-        _integer(self.seed, "simulation.seed", minimum=0)
-        _number(self.read_depth, "simulation.read_depth", low=0.0, open_low=True)
-        if self.n_initial > self.pool_size:
-            raise InputError(
-                f"simulation.n_initial={self.n_initial} exceeds simulation.pool_size="
-                f"{self.pool_size}"
-            )
-
-
-EXPORT_FORMATS = ("fasta", "csv", "plate_map", "label_studio")
-
-
-@dataclass(frozen=True)
-class ExportParams:
+class ExportParams(Settings):
     """Which files the export stage writes for the lab (several allowed) and the plate layout.
 
     fasta: `batch.fasta`, the synthesis order; csv: `batch.csv` (rank, id, sequence, predictions,
@@ -102,156 +90,94 @@ class ExportParams:
     `label_studio_tasks.json` for an annotation team.
     """
 
-    formats: tuple[str, ...] = ("fasta", "csv")
-    plate_wells: int = 96
+    formats: Annotated[tuple[ExportFormat, ...], Field(min_length=1)] = ("fasta", "csv")
+    plate_wells: Annotated[int, Field(strict=True)] = 96
     plate_order: Literal["row", "column"] = "row"
-    control_wells: tuple[str, ...] = ()
+    control_wells: tuple[Annotated[str, Field(strict=True)], ...] = ()
 
-    def __post_init__(self) -> None:
-        formats = self.formats
-        if isinstance(formats, str) or not isinstance(formats, list | tuple) or not formats:
-            raise InputError(f"export.formats must be a non-empty list, got {formats!r}")
-        unknown = [f for f in formats if f not in EXPORT_FORMATS]
-        if unknown or len(set(formats)) != len(formats):
-            raise InputError(
-                f"export.formats must be distinct names from {', '.join(EXPORT_FORMATS)}, "
-                f"got {list(formats)!r}"
-            )
-        if not isinstance(self.control_wells, list | tuple):
-            raise InputError(f"export.control_wells must be a list, got {self.control_wells!r}")
-        object.__setattr__(self, "formats", tuple(formats))
-        object.__setattr__(self, "control_wells", tuple(self.control_wells))
+    @field_validator("formats")
+    @classmethod
+    def _distinct(cls, formats: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(formats)) != len(formats):
+            raise ValueError(f"formats must be distinct, got {list(formats)}")
+        return formats
+
+    @model_validator(mode="after")
+    def _plate_layout_is_valid(self) -> ExportParams:
         self.plate_layout()  # checks wells, order and control wells
+        return self
 
     def plate_layout(self) -> PlateLayout:
         """The `deimos.lab.plates.PlateLayout` these parameters describe."""
-        try:
-            return PlateLayout(
-                wells=self.plate_wells, order=self.plate_order, control_wells=self.control_wells
-            )
-        except InputError as exc:
-            raise InputError(f"export: {exc}") from exc
+        return PlateLayout(
+            wells=self.plate_wells, order=self.plate_order, control_wells=self.control_wells
+        )
 
 
-@dataclass(frozen=True)
-class S3Params:
-    """The S3 queue: batches go to s3://bucket/prefix/round-<k>/, labels come back to
-    s3://bucket/prefix/inbox/round-<k>.csv|.xlsx|.json.
+class CampaignParams(Settings):
+    """Everything `params.yaml` sets (see `load_params`).
 
-    Credentials are never parameters: boto3 reads them from the environment, the AWS profile
-    named here, or the machine's role.
+    `train` is the library's `TrainConfig` with the lab loop's defaults (100 epochs, patience
+    15); its `seed` and `task` are not campaign parameters. `s3` is the S3 queue's
+    `S3Settings`, `simulation` the simulator's `AssaySimulation` (None for a real lab).
     """
 
-    bucket: str = ""
-    prefix: str = "deimos"
-    endpoint_url: str | None = None
-    region: str = "us-east-1"
-    profile: str | None = None
-
-    def __post_init__(self) -> None:
-        self.settings()
-
-    def settings(self) -> Any:
-        """The `deimos.lab.queue.s3.S3Settings` of these parameters (checks bucket and prefix)."""
-        from deimos.lab.queue.s3 import S3Settings
-
-        try:
-            return S3Settings(
-                bucket=self.bucket,
-                prefix=self.prefix,
-                endpoint_url=self.endpoint_url,
-                region=self.region,
-                profile=self.profile,
-            )
-        except InputError as exc:
-            raise InputError(f"s3: {exc}") from exc
-
-
-@dataclass(frozen=True)
-class CampaignParams:
-    """Everything `params.yaml` sets; validated on construction (see `load_params`)."""
-
-    round: int = 0
-    seed: int = 0
-    sequence_length: int = 101
-    validation_fraction: float = 0.1
-    batch_size: int = 100
+    round: NonNegativeInt = 0
+    seed: NonNegativeInt = 0
+    sequence_length: Annotated[int, Field(strict=True, ge=16)] = 101
+    validation_fraction: Annotated[FiniteFloat, Field(gt=0, le=0.5)] = 0.1
+    batch_size: PositiveInt = 100
     method: str = "deimos"
-    n_masks: int = 50
-    tau_factor: float = 0.15
-    queue_dir: str = "queue"
-    model: ModelParams = field(default_factory=ModelParams)
-    train: TrainParams = field(default_factory=TrainParams)
-    labels: LabelParams = field(default_factory=LabelParams)
-    export: ExportParams = field(default_factory=ExportParams)
-    s3: S3Params | None = None
-    simulation: SimulationParams | None = None
+    n_masks: MaskCount = 50
+    tau_factor: PositiveFloat = 0.15
+    queue_dir: Name = "queue"
+    model: ModelParams = Field(default_factory=ModelParams)
+    train: TrainConfig = Field(default_factory=campaign_train_config)
+    labels: LabelParams = Field(default_factory=LabelParams)
+    export: ExportParams = Field(default_factory=ExportParams)
+    s3: S3Settings | None = None
+    simulation: AssaySimulation | None = None
 
-    def __post_init__(self) -> None:
-        _integer(self.round, "round", minimum=0)
-        _integer(self.seed, "seed", minimum=0)
-        _integer(self.sequence_length, "sequence_length", minimum=16)
-        _number(self.validation_fraction, "validation_fraction", low=0.0, high=0.5, open_low=True)
-        _integer(self.batch_size, "batch_size", minimum=1)
-        _integer(self.n_masks, "n_masks", minimum=2)
-        _number(self.tau_factor, "tau_factor", low=0.0, open_low=True)
-        if self.method not in methods_for("regression"):
-            raise InputError(
-                f"method must be one of {', '.join(methods_for('regression'))}, got {self.method!r}"
-            )
-        if not isinstance(self.queue_dir, str) or not self.queue_dir:
-            raise InputError(f"queue_dir must be a directory name, got {self.queue_dir!r}")
+    @field_validator("method")
+    @classmethod
+    def _regression_method(cls, method: str) -> str:
+        valid = methods_for("regression")
+        if method not in valid:
+            raise ValueError(f"must be one of {', '.join(valid)}")
+        return method
+
+    @field_validator("train", mode="before")
+    @classmethod
+    def _campaign_training(cls, raw: Any) -> Any:
+        if not isinstance(raw, Mapping):
+            return raw
+        for key, why in _DERIVED_TRAIN_KEYS.items():
+            if key in raw:
+                raise ValueError(f"{key} is not a campaign parameter: {why}")
+        # Keys left out take the lab loop's defaults, not the library's.
+        return {**campaign_train_config().model_dump(), **raw}
+
+    @field_validator("train")
+    @classmethod
+    def _regression_training(cls, train: TrainConfig) -> TrainConfig:
+        if train.task != "regression":
+            raise ValueError(f"train.task must be 'regression', got {train.task!r}")
+        return train
 
     def to_yaml_dict(self) -> dict[str, Any]:
         """Plain data in `params.yaml` order (tuples as lists)."""
-        data = asdict(self)
-        data["labels"]["value_range"] = list(self.labels.value_range)
-        data["export"]["formats"] = list(self.export.formats)
-        data["export"]["control_wells"] = list(self.export.control_wells)
-        return data
-
-
-_SECTIONS: dict[str, type] = {
-    "model": ModelParams,
-    "train": TrainParams,
-    "labels": LabelParams,
-    "export": ExportParams,
-    "s3": S3Params,
-    "simulation": SimulationParams,
-}
+        return self.model_dump(mode="json", exclude={"train": set(_DERIVED_TRAIN_KEYS)})
 
 
 def params_from_mapping(raw: Any, source: str) -> CampaignParams:
     """Build `CampaignParams` from parsed YAML; `source` names the file in errors."""
-    if not isinstance(raw, dict):
-        raise InputError(f"{source}: expected a mapping of parameters, got {type(raw).__name__}")
-    try:
-        kwargs = _known_keys(raw, CampaignParams, source, prefix="")
-        for key, cls in _SECTIONS.items():
-            if key not in kwargs:
-                continue
-            section = kwargs[key]
-            if section is None and key in ("simulation", "s3"):
-                continue
-            if not isinstance(section, dict):
-                raise InputError(f"{key} must be a mapping, got {section!r}")
-            kwargs[key] = cls(**_known_keys(section, cls, source, prefix=f"{key}."))
-        return CampaignParams(**kwargs)
-    except InputError as exc:
-        message = str(exc)
-        raise InputError(message if message.startswith(source) else f"{source}: {message}") from exc
+    return parse_settings(CampaignParams, raw, source)
 
 
 def load_params(path: str | os.PathLike[str]) -> CampaignParams:
     """Read and check `params.yaml`."""
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{p}: parameters file not found (is this a campaign directory?)")
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise InputError(f"{p}: not valid YAML ({exc})".replace("\n", " ")) from exc
-    return params_from_mapping(raw, str(p))
+    raw = read_yaml(path, missing="parameters file not found (is this a campaign directory?)")
+    return params_from_mapping(raw, str(Path(path)))
 
 
 def params_yaml_text(params: CampaignParams) -> str:
@@ -260,8 +186,9 @@ def params_yaml_text(params: CampaignParams) -> str:
     header = (
         "# DEIMOS lab-loop parameters: `dvc repro` and the deimos flows read this file.\n"
         "# round: the round the pipeline computes (`deimos ingest` advances it).\n"
-        "# method: deimos | random | maxvar;  n_masks: J fixed dropout masks;\n"
+        "# method: deimos | random | maxvar | kcenter;  n_masks: J fixed dropout masks;\n"
         "# tau_factor: tau^-1 = tau_factor * mean predictive variance on the validation labels.\n"
+        "# train.device: null picks CUDA when the worker has it, else cpu (or cuda, cuda:1, ...).\n"
         "# export.formats: any of fasta, csv, plate_map, label_studio (plate_wells 96 | 384,\n"
         "#   plate_order row | column, control_wells left empty, e.g. [A1, H12]).\n"
         "# s3: null, or {bucket, prefix, endpoint_url, region, profile} to publish batches to\n"
@@ -276,52 +203,11 @@ _ROUND_LINE = re.compile(r"^round:[ \t]*\d+[ \t]*(#.*)?$", re.MULTILINE)
 
 def set_round(path: str | os.PathLike[str], round_id: int) -> None:
     """Rewrite only the `round:` line of `params.yaml` (keeps the user's comments and order)."""
+    round_id = check_value(NonNegativeInt, round_id, "round")
     p = Path(path)
     text = p.read_text(encoding="utf-8")
-    new_text, n = _ROUND_LINE.subn(f"round: {int(round_id)}", text, count=1)
+    new_text, n = _ROUND_LINE.subn(f"round: {round_id}", text, count=1)
     if n != 1:
         raise InputError(f"{p}: no top-level 'round: <int>' line to update")
     if new_text != text:
         write_text_atomic(p, new_text)
-
-
-# --- validation helpers -----------------------------------------------------------------------
-
-
-def _known_keys(raw: dict[str, Any], cls: type, source: str, prefix: str) -> dict[str, Any]:
-    names = [f.name for f in fields(cls)]
-    unknown = [k for k in raw if k not in names]
-    if unknown:
-        raise InputError(
-            f"{source}: unknown parameter {prefix}{unknown[0]!r}; expected one of "
-            f"{', '.join(prefix + n for n in names)}"
-        )
-    return dict(raw)
-
-
-def _integer(value: Any, name: str, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
-
-
-def _number(
-    value: Any,
-    name: str,
-    *,
-    low: float | None = None,
-    high: float | None = None,
-    open_low: bool = False,
-    open_high: bool = False,
-) -> None:
-    ok = not isinstance(value, bool) and isinstance(value, int | float) and value == value
-    if ok and low is not None:
-        ok = value > low if open_low else value >= low
-    if ok and high is not None:
-        ok = value < high if open_high else value <= high
-    if not ok:
-        bounds = ""
-        if low is not None:
-            bounds += f" {'>' if open_low else '>='} {low}"
-        if high is not None:
-            bounds += f"{' and' if low is not None else ''} {'<' if open_high else '<='} {high}"
-        raise InputError(f"{name} must be a number{bounds}, got {value!r}")

@@ -26,7 +26,8 @@ from deimos.atomic import write_text_atomic
 from deimos.campaign.code_version import CODE_FILE, check_code_file, write_code_file
 from deimos.campaign.layout import STAGES, Campaign
 from deimos.campaign.params import CampaignParams
-from deimos.data.sequences import SequenceSet, one_hot, read_fasta
+from deimos.data.onehot import one_hot
+from deimos.data.sequences import SequenceSet, read_fasta
 from deimos.errors import InputError
 from deimos.lab.store import LabelStore
 
@@ -83,14 +84,13 @@ def prepare(campaign: Campaign, params: CampaignParams) -> dict[str, Any]:
 def round_settings(params: CampaignParams) -> Any:
     """The round kernel's settings for this campaign (`deimos.loop.round.RoundSettings`)."""
     from deimos.loop.round import RoundSettings
-    from deimos.uncertainty.train import TrainConfig
 
     return RoundSettings(
         kind="regression",
         method=params.method,
         batch_size=params.batch_size,
         n_masks=params.n_masks,
-        train=TrainConfig(task="regression", **vars(params.train)),
+        train=params.train,
         tau_factor=params.tau_factor,
     )
 
@@ -105,7 +105,7 @@ def round_seeds(params: CampaignParams) -> Any:
 def train(campaign: Campaign, params: CampaignParams) -> dict[str, Any]:
     """Train a SplicingCNN from scratch on the round's training split (the round kernel's fit);
     report validation (and, for simulated campaigns, test) MSE."""
-    from deimos.data.assay import donor_usage
+    from deimos.data.donor_model import donor_usage
     from deimos.loop.round import fit_round_model
     from deimos.uncertainty.predict import predict_mean
     from deimos.uncertainty.train import save_model

@@ -1,4 +1,4 @@
-"""DNA sequence files in and out: FASTA and GenBank readers, a FASTA writer, and one-hot encoding.
+"""DNA sequence files in: FASTA and GenBank readers, and the checks they run on every record.
 
 Every reader checks the whole file and either returns every record or raises
 `deimos.errors.InputError` naming the file, the record (1-based record number, id and header
@@ -7,27 +7,28 @@ line) and what is wrong. Nothing is skipped, truncated or repaired silently.
 Pools reach ~1M sequences of ~100 nt, so the checks are vectorised: records are parsed with
 Biopython's `SimpleFastaParser` (several times faster than `SeqIO.parse`, which builds a
 `SeqRecord` per record), then all sequences are joined into one byte buffer and checked with a
-lookup table. Line numbers are worked out only when there is an error to report.
+lookup table (`deimos.data.alphabet`). Line numbers are worked out only when there is an error to
+report.
+
+One-hot encoding is in `deimos.data.onehot`, the FASTA writer in `deimos.data.fasta_writer`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
 import logging
 import os
 import re
-import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from Bio import SeqIO
-from Bio.Seq import Seq, UndefinedSequenceError
+from Bio.Seq import UndefinedSequenceError
 from Bio.SeqIO.FastaIO import SimpleFastaParser
-from Bio.SeqRecord import SeqRecord
 
+from deimos.data.alphabet import _LOWER_FLAG, _check_alphabet
 from deimos.errors import InputError
 from deimos.safe_names import check_safe_id
 
@@ -38,20 +39,6 @@ PathLike = str | os.PathLike[str]
 # Anything `check_safe_id` could refuse in a non-empty id: searched once over all ids joined by a
 # space (which no FASTA id contains), so a 1M-record pool costs one regex pass, not 1M calls.
 _UNSAFE_ID_RE = re.compile(r"[\x00-\x1f\x7f-\x9f/\\]|\.\.")
-
-#: Channel order of `one_hot`: channel k holds base `BASES[k]`.
-BASES = "ACGT"
-
-# Byte -> channel code for one-hot encoding and alphabet checks. 0..3 = A, C, G, T;
-# _CODE_N = the ambiguous base N (encoded as all zeros); _CODE_BAD = not a nucleotide.
-# _LOWER_FLAG is or-ed in for lowercase letters, so readers know whether to uppercase at all.
-_CODE_N = 4
-_CODE_BAD = 5
-_LOWER_FLAG = np.uint8(8)
-_BYTE_CODES = np.full(256, _CODE_BAD, dtype=np.uint8)
-for _k, _base in enumerate(BASES + "N"):
-    _BYTE_CODES[ord(_base)] = _k
-    _BYTE_CODES[ord(_base.lower())] = _k | _LOWER_FLAG
 
 
 @dataclass(frozen=True)
@@ -270,41 +257,6 @@ def _check_records(
     return tuple(seqs)
 
 
-def _check_alphabet(
-    seqs: Sequence[str],
-    lengths: np.ndarray,
-    *,
-    allow_n: bool,
-    where: Callable[[int], str],
-) -> np.ndarray:
-    """Check all characters at once; return the channel codes of the joined sequences.
-
-    Returns:
-        `(sum(lengths),)` uint8 codes (0..3 = A, C, G, T; 4 = N), with `_LOWER_FLAG` set
-        where the character was lowercase.
-    """
-    joined = "".join(seqs)
-    # latin-1 with 'replace' maps each character to exactly one byte, so byte offsets equal
-    # character offsets; any non-latin-1 character becomes '?' and is reported below.
-    codes = _BYTE_CODES[np.frombuffer(joined.encode("latin-1", errors="replace"), dtype=np.uint8)]
-    base_codes = codes & ~_LOWER_FLAG
-    bad = base_codes == _CODE_BAD if allow_n else base_codes >= _CODE_N
-    if bool(bad.any()):
-        offset = int(np.argmax(bad))
-        ends = np.cumsum(lengths)
-        k = int(np.searchsorted(ends, offset, side="right"))
-        pos = offset - (int(ends[k - 1]) if k else 0)
-        allowed = "A, C, G, T or N" if allow_n else "A, C, G or T"
-        hint = (
-            "" if allow_n or joined[offset].upper() != "N" else " (pass allow_n=True to accept N)"
-        )
-        raise InputError(
-            f"{where(k)}: position {pos + 1}: invalid character {joined[offset]!r}; "
-            f"expected {allowed}{hint}"
-        )
-    return codes
-
-
 def _check_readable(path: PathLike, *, length: int | None) -> Path:
     if length is not None and (
         isinstance(length, bool) or not isinstance(length, int | np.integer) or length < 1
@@ -347,163 +299,3 @@ def _first_nonblank_line(text: str) -> tuple[int, str | None]:
 
 def _clip(line: str, n: int = 40) -> str:
     return line if len(line) <= n else line[:n] + "..."
-
-
-# ----------------------------------------------------------------------------------------------
-# One-hot encoding
-
-
-def one_hot(
-    seqs: Sequence[str] | SequenceSet,
-    *,
-    length: int | None = None,
-    ids: Sequence[str] | None = None,
-) -> np.ndarray:
-    """One-hot encode equal-length DNA sequences.
-
-    Channel order is A, C, G, T (`BASES`). N is encoded as all zeros rather than 0.25 in each
-    channel: a zero column contributes nothing to a convolution, so an unknown base neither
-    adds nor removes evidence, and the encoding stays a 0/1 mask. Lowercase is accepted.
-
-    The whole batch is encoded with one lookup over the joined bytes (no per-base Python loop);
-    the output for 265,137 x 101 nt is ~430 MB of float32.
-
-    Args:
-        seqs: the sequences, or a `SequenceSet` (whose ids are then used in messages).
-        length: if given, the length every sequence must have.
-        ids: record ids used in error messages (defaults to the `SequenceSet` ids, else the
-            0-based index).
-
-    Returns:
-        `(n, 4, L)` float32.
-
-    Raises:
-        InputError: no sequences, unequal lengths (or not `length`), or a character other than
-            A/C/G/T/N; the message names the record id (or index) and position.
-    """
-    if isinstance(seqs, SequenceSet):
-        ids = seqs.ids if ids is None else ids
-        seqs = seqs.seqs
-    if isinstance(seqs, str):
-        raise InputError("one_hot expects a sequence of strings, got a single str")
-    if ids is not None and len(ids) != len(seqs):
-        raise InputError(f"one_hot: {len(ids)} ids for {len(seqs)} sequences")
-    n = len(seqs)
-    if n == 0:
-        raise InputError("one_hot: no sequences to encode")
-
-    def where(k: int) -> str:
-        return f"sequence {ids[k]!r}" if ids is not None else f"sequence at index {k}"
-
-    lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=n)
-    L = int(lengths[0]) if length is None else int(length)
-    wrong = np.flatnonzero(lengths != L)
-    if wrong.size:
-        k = int(wrong[0])
-        ref = f"expected {L}" if length is not None else f"the first sequence has {L}"
-        raise InputError(
-            f"one_hot: {where(k)} has {int(lengths[k])} bases, {ref}; "
-            "all sequences must have the same length"
-        )
-    if L == 0:
-        raise InputError("one_hot: sequences are empty")
-    codes_NL = _check_alphabet(seqs, lengths, allow_n=True, where=where).reshape(n, L)
-    codes_NL &= ~_LOWER_FLAG
-    out_N4L = np.empty((n, len(BASES), L), dtype=np.float32)
-    # Comparing straight into each channel avoids a boolean temporary per channel (5x faster
-    # than assigning a mask) and keeps the peak memory at the output plus the codes.
-    for channel in range(len(BASES)):
-        np.equal(codes_NL, channel, out=out_N4L[:, channel, :])
-    return out_N4L
-
-
-# ----------------------------------------------------------------------------------------------
-# Writing
-
-
-def write_fasta(
-    path: PathLike, ids: Sequence[str], seqs: Sequence[str], *, allow_n: bool = False
-) -> None:
-    """Write sequences as FASTA (one line per sequence) atomically.
-
-    Everything is checked before anything is written, then the records go to a temporary file in
-    the same directory that replaces `path` only once complete, so a failure leaves an existing
-    file untouched. What this writes, `read_fasta` reads back unchanged (sequences uppercase).
-
-    Args:
-        path: destination file; its directory must exist.
-        ids: one id per sequence: non-empty, unique, no whitespace (FASTA would cut the id at
-            the first space).
-        seqs: DNA sequences over A/C/G/T (and N if `allow_n`).
-        allow_n: accept the ambiguous base N.
-
-    Raises:
-        InputError: bad ids or sequences (named by index and id), or the file cannot be written.
-    """
-    p = Path(path)
-    if isinstance(ids, str) or isinstance(seqs, str):
-        raise InputError("write_fasta: ids and seqs must be sequences of strings, not one str")
-    if len(ids) != len(seqs):
-        raise InputError(f"write_fasta {p}: {len(ids)} ids but {len(seqs)} sequences")
-    if not ids:
-        raise InputError(f"write_fasta {p}: no sequences to write")
-    first_seen: dict[str, int] = {}
-    for k, record_id in enumerate(ids):
-        if (
-            not isinstance(record_id, str)
-            or not record_id
-            or record_id != "".join(record_id.split())
-        ):
-            raise InputError(
-                f"write_fasta {p}: id at index {k} ({record_id!r}) must be a non-empty string "
-                "without whitespace"
-            )
-        prev = first_seen.setdefault(record_id, k)
-        if prev != k:
-            raise InputError(
-                f"write_fasta {p}: duplicate id {record_id!r} at indices {prev} and {k}"
-            )
-    for k, seq in enumerate(seqs):
-        if not isinstance(seq, str) or not seq:
-            raise InputError(
-                f"write_fasta {p}: sequence {ids[k]!r} (index {k}) is empty or not a str"
-            )
-    lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
-    _check_alphabet(
-        seqs,
-        lengths,
-        allow_n=allow_n,
-        where=lambda k: f"write_fasta {p}: sequence {ids[k]!r} (index {k})",
-    )
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise InputError(f"write_fasta {p}: directory {parent} does not exist")
-    if p.is_dir():
-        raise InputError(f"write_fasta {p}: is a directory")
-
-    def records() -> Iterator[SeqRecord]:
-        for record_id, seq in zip(ids, seqs, strict=True):
-            yield SeqRecord(Seq(seq.upper()), id=record_id, description="")
-
-    # mkstemp creates the file 0600; keep the mode of the file being replaced, else 0644.
-    mode = p.stat().st_mode & 0o777 if p.exists() else 0o644
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            SeqIO.write(records(), handle, "fasta-2line")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, p)
-    except OSError as err:
-        _remove_quietly(tmp_name)
-        raise InputError(f"write_fasta {p}: cannot write: {err.strerror or err}") from err
-    except BaseException:
-        _remove_quietly(tmp_name)
-        raise
-    logger.debug("write_fasta path=%s n_records=%d", p, len(ids))
-
-
-def _remove_quietly(name: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(name)

@@ -7,13 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from deimos.data.datasets import (
-    class_balanced_initial,
-    load_digits_dataset,
-    split_indices,
-    synthetic_1d,
-)
+from deimos.data.datasets import class_balanced_initial, load_digits_dataset, split_indices
 from deimos.data.images import FASHION_MNIST_CLASSES, load_fashion_mnist
+from deimos.data.synthetic import synthetic_1d
 from deimos.errors import InputError
 from deimos.experiments.benchmark import BenchmarkTask
 from deimos.loop.seeds import SeedPlan

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from deimos.config import PositiveInt, check_value
-from deimos.data.datasets import synthetic_1d
+from deimos.data.synthetic import synthetic_1d
 from deimos.errors import InputError
 from deimos.experiments.benchmark import BenchmarkTask
 from deimos.experiments.data import prepare_benchmark_data

@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from deimos.acquisition.optimality import InstanceResult, plot_ratios, summarize
+from deimos.acquisition.batch_optimality import InstanceResult, summarize
+from deimos.acquisition.optimality import plot_ratios
 from deimos.atomic import write_text_atomic
 from deimos.errors import InputError
 from deimos.experiments.figure1 import plot_figure1
@@ -145,7 +146,7 @@ class BenchmarkTables:
     Attributes:
         results: the tidy table (`RESULT_COLUMNS`), one row per run and round.
         thresholds: test-metric threshold per task name.
-        appendix_a: greedy/optimal rows of `deimos.acquisition.optimality` or None.
+        appendix_a: greedy/optimal rows of `deimos.acquisition.batch_optimality` or None.
         figure1_curves, figure1_points: the tables of `figure1.figure1_data` or None.
     """
 

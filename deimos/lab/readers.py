@@ -2,10 +2,10 @@
 
 Each round the campaign sends a batch of requested sequence ids to the lab; the lab sends back a
 measurement file (CSV; ``.xlsx`` too when `openpyxl` is installed) with one row per sequence and
-replicate, laid out as `deimos.data.assay` writes it: ``id, donor_usage[, reads_sd1, reads_total,
-replicate, ...]``. An annotation team may instead send Label Studio's JSON export (``.json``,
-see `deimos.lab.label_studio`): each submitted annotation is then one row, a task's several
-annotations being its replicates.
+replicate, laid out as `deimos.data.assay_csv` writes it: ``id, donor_usage[, reads_sd1,
+reads_total, replicate, ...]``. An annotation team may instead send Label Studio's JSON export
+(``.json``, see `deimos.lab.label_studio`): each submitted annotation is then one row, a task's
+several annotations being its replicates.
 
 This module reads a file on its own (`read_label_file`): encoding, shape, size; the rows are
 then checked by `deimos.lab.checks` (ids, values, duplicates, spreadsheet formula injection).

@@ -19,15 +19,15 @@ in three processes with files between them), the paper benchmark (`deimos.experi
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
+from pydantic import model_validator
 
-from deimos.acquisition.registry import METHODS, SelectionInputs, get_method, select
+from deimos.acquisition.registry import METHODS, Kind, SelectionInputs, get_method, select
 from deimos.acquisition.selection import Selection
+from deimos.config import MaskCount, PositiveFloat, PositiveInt, Settings, StrictBool
 from deimos.errors import InputError
 from deimos.loop.seeds import RoundSeeds
 from deimos.uncertainty.calibration import tau_inv_regression, tau_s_inv_classification
@@ -35,14 +35,11 @@ from deimos.uncertainty.predict import penultimate_embeddings, predict_fixed_mas
 from deimos.uncertainty.train import TrainConfig, TrainResult, train_model
 from models import DropoutModel
 
-Kind = Literal["regression", "classification"]
-
 #: Builds an untrained model from a weight-initialisation seed.
 ModelFactory = Callable[[int], DropoutModel]
 
 
-@dataclass(frozen=True)
-class RoundSettings:
+class RoundSettings(Settings):
     """How a round fits, predicts and picks (one object for the lab loop and the benchmark).
 
     Attributes:
@@ -60,25 +57,21 @@ class RoundSettings:
 
     kind: Kind
     method: str
-    batch_size: int
-    n_masks: int
+    batch_size: PositiveInt
+    n_masks: MaskCount
     train: TrainConfig
-    tau_factor: float = 0.15
-    tau_s_factor: float = 0.005
-    sample_labelled: bool = False
+    tau_factor: PositiveFloat = 0.15
+    tau_s_factor: PositiveFloat = 0.005
+    sample_labelled: StrictBool = False
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _method_applies(self) -> RoundSettings:
         get_method(self.method, self.kind)
-        for name in ("batch_size", "n_masks"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InputError(f"{name} must be a positive integer, got {value!r}")
-        if self.n_masks < 2:
-            raise InputError(f"n_masks must be at least 2, got {self.n_masks}")
+        return self
 
     def replace_batch(self, batch_size: int) -> RoundSettings:
         """The same settings picking `batch_size` points."""
-        return dataclasses.replace(self, batch_size=batch_size)
+        return self.replace(batch_size=batch_size)
 
     @property
     def needs_embeddings(self) -> bool:

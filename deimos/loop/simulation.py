@@ -12,71 +12,22 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from deimos.acquisition.registry import methods_for
-from deimos.data.assay import SimulatedAssay, donor_usage, generate_library
-from deimos.data.sequences import one_hot
-from deimos.errors import InputError
+from deimos.data.a5ss_library import generate_library
+from deimos.data.assay import SimulatedAssay
+from deimos.data.donor_model import donor_usage
+from deimos.data.onehot import one_hot
+from deimos.loop.config import SimulationConfig
 from deimos.loop.round import RoundData, RoundSettings, run_round
 from deimos.loop.seeds import SeedPlan
 from deimos.uncertainty.predict import predict_mean
-from deimos.uncertainty.train import TrainConfig
 from models.splicing import SplicingCNN
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SimulationConfig:
-    """Sizes and seeds of a simulated campaign (defaults: a demo that runs in minutes on CPU)."""
-
-    pool_size: int = 5000
-    test_size: int = 1000
-    n_validation: int = 100
-    n_initial: int = 200
-    batch_size: int = 100
-    n_rounds: int = 3
-    n_masks: int = 50
-    methods: tuple[str, ...] = ("deimos", "random")
-    seed: int = 0
-    read_depth: float = 100.0
-    tau_factor: float = 0.15
-    train: TrainConfig = field(
-        default_factory=lambda: TrainConfig(task="regression", epochs=100, patience=15, seed=0)
-    )
-
-    def __post_init__(self) -> None:
-        for name in (
-            "pool_size",
-            "test_size",
-            "n_validation",
-            "n_initial",
-            "batch_size",
-            "n_masks",
-        ):
-            if int(getattr(self, name)) < 1:
-                raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.n_rounds < 0:
-            raise InputError(f"n_rounds must be >= 0, got {self.n_rounds}")
-        if self.n_masks < 2:
-            raise InputError(f"n_masks must be at least 2, got {self.n_masks}")
-        if self.n_initial + self.n_rounds * self.batch_size > self.pool_size:
-            raise InputError(
-                f"pool_size={self.pool_size} is too small for n_initial={self.n_initial} plus "
-                f"{self.n_rounds} rounds of batch_size={self.batch_size}"
-            )
-        valid = methods_for("regression")
-        unknown = [m for m in self.methods if m not in valid]
-        if unknown or not self.methods:
-            raise InputError(
-                f"methods {unknown or list(self.methods)} cannot run a regression campaign; "
-                f"use {', '.join(valid)}"
-            )
 
 
 def run_simulated_campaign(config: SimulationConfig, *, progress: bool = True) -> pd.DataFrame:

@@ -10,14 +10,12 @@ trunk gets no decay.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
 import pickle
 import zipfile
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,76 +26,14 @@ from tqdm.auto import tqdm
 
 from deimos.atomic import replacing
 from deimos.errors import InputError
+from deimos.uncertainty.config import TrainConfig
 from deimos.uncertainty.predict import check_inputs, default_device
 from models import MODEL_REGISTRY, DropoutModel
-from models.base import Task
 
 logger = logging.getLogger(__name__)
 
 _FILE_FORMAT = "deimos-model"
 _FILE_VERSION = 1
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Training settings, validated on construction.
-
-    Attributes:
-        epochs: maximum number of passes over the training set.
-        batch_size: training mini-batch size.
-        lr: Adam learning rate.
-        weight_decay_C: the constant `C` in `lambda = C / N` (fully-connected layers only).
-        patience: stop after this many epochs without a lower validation loss.
-        seed: seed for shuffling and dropout during training.
-        task: `"regression"` (MSE) or `"classification"` (cross-entropy); must match the model.
-        device: `"cpu"`, `"cuda"`, ...; `None` picks CUDA when available, else CPU.
-    """
-
-    epochs: int = 200
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay_C: float = 1.0  # noqa: N815  (the paper's C in lambda = C / N)
-    patience: int = 20
-    seed: int = 0
-    task: Task = "regression"
-    device: str | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "patience"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InputError(f"TrainConfig.{name} must be a positive integer, got {value!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise InputError(f"TrainConfig.seed must be an integer, got {self.seed!r}")
-        if not _is_number(self.lr) or not np.isfinite(self.lr) or self.lr <= 0:
-            raise InputError(f"TrainConfig.lr must be a positive number, got {self.lr!r}")
-        C = self.weight_decay_C
-        if not _is_number(C) or not np.isfinite(C) or C < 0:
-            raise InputError(f"TrainConfig.weight_decay_C must be a number >= 0, got {C!r}")
-        if self.task not in ("regression", "classification"):
-            raise InputError(
-                f"TrainConfig.task must be 'regression' or 'classification', got {self.task!r}"
-            )
-        if self.device is not None:
-            try:
-                torch.device(self.device)
-            except (RuntimeError, TypeError) as exc:
-                raise InputError(f"TrainConfig.device {self.device!r} is not a device") from exc
-
-    def replace(self, **changes: Any) -> TrainConfig:
-        """A copy with `changes`, validated again."""
-        return dataclasses.replace(self, **changes)
-
-    @classmethod
-    def from_mapping(cls, params: Mapping[str, Any]) -> TrainConfig:
-        """Build from a mapping (e.g. a `params.yaml` section); unknown keys are rejected."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise InputError(
-                f"unknown training parameter {unknown[0]!r}; expected one of {sorted(known)}"
-            )
-        return cls(**params)
 
 
 @dataclass(frozen=True)
@@ -309,10 +245,6 @@ def _check_targets(
             f"{name} contains NaN or inf (first at {int(torch.nonzero(~finite)[0, 0])})"
         )
     return y_t
-
-
-def _is_number(x: object) -> bool:
-    return isinstance(x, int | float | np.floating | np.integer) and not isinstance(x, bool)
 
 
 # --- saving and loading -----------------------------------------------------------------------

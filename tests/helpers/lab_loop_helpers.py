@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import replace
 from pathlib import Path
 
 from deimos.campaign import repo
 from deimos.campaign.create import create_campaign, default_simulation_params
-from deimos.campaign.params import CampaignParams, TrainParams
+from deimos.campaign.params import CampaignParams
 
 POOL, TEST, INITIAL, BATCH = 300, 100, 40, 10
 
@@ -16,8 +15,10 @@ POOL, TEST, INITIAL, BATCH = 300, 100, 40, 10
 def tiny_params(**changes: object) -> CampaignParams:
     """A simulated campaign that trains in a second: 300 sequences, 40 initial labels."""
     params = default_simulation_params(pool_size=POOL, test_size=TEST, n_initial=INITIAL)
-    params = replace(params, batch_size=BATCH, n_masks=8, train=TrainParams(epochs=3, patience=2))
-    return replace(params, **changes)  # type: ignore[arg-type]
+    params = params.replace(
+        batch_size=BATCH, n_masks=8, train=params.train.replace(epochs=3, patience=2)
+    )
+    return params.replace(**changes)
 
 
 def make_campaign(root: Path, **changes: object):

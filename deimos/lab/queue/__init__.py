@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from deimos.lab.queue.local import LocalQueue
 
 if TYPE_CHECKING:
-    from deimos.lab.queue.s3 import S3Settings
+    from deimos.lab.queue.settings import S3Settings
 
 __all__ = ["LabQueue", "LabelsRef", "LocalQueue", "S3Queue"]
 

@@ -14,7 +14,7 @@ Failures of the network or the server (connection refused, timeouts, HTTP 5xx) a
 whole operation at a time, `attempts` times with exponential backoff; anything else (no such
 bucket, access denied, a corrupt batch) fails at once.
 
-This module holds the settings, the key layout, the client and the retry loop; the operations
+This module holds the key layout, the client and the retry loop; the operations
 (publish, read a batch, find and download returned labels) are in `deimos.lab.queue.s3_batches`,
 and `deimos.lab.queue.S3Queue` puts them behind the queue interface.
 """
@@ -23,12 +23,9 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
-from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
@@ -49,6 +46,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from deimos.errors import DeimosError, InputError
 from deimos.lab.queue.local import MANIFEST
 from deimos.lab.queue.redact import redact
+from deimos.lab.queue.settings import S3Settings
 from deimos.safe_names import check_object_prefix
 
 if TYPE_CHECKING:
@@ -65,102 +63,12 @@ _TIMEOUT_S = 5.0
 _RETRYABLE_CODES = frozenset(
     {"SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable", "RequestTimeTooSkewed"}
 )
-_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-_IPV4_RE = re.compile(r"\d{1,3}(\.\d{1,3}){3}")
 T = TypeVar("T")
 
 
 class S3QueueError(DeimosError, RuntimeError):
     """An S3 queue operation failed for a reason outside the user's input (network, server,
     permissions); the message says what failed and never holds a credential."""
-
-
-# -- settings ---------------------------------------------------------------------------------
-
-
-def check_bucket_name(bucket: str) -> str:
-    """Check `bucket` against the S3 bucket naming rules and return it.
-
-    Raises:
-        InputError: the name breaks a rule (named in the message).
-    """
-    if not isinstance(bucket, str):
-        raise InputError(f"S3 bucket name must be a string, got {type(bucket).__name__}")
-    if not 3 <= len(bucket) <= 63:
-        raise InputError(f"S3 bucket name {bucket!r} must be 3 to 63 characters long")
-    if not _BUCKET_RE.fullmatch(bucket):
-        raise InputError(
-            f"S3 bucket name {bucket!r} may hold only lowercase letters, digits, '.' and '-', "
-            "and must start and end with a letter or digit"
-        )
-    if ".." in bucket or ".-" in bucket or "-." in bucket:
-        raise InputError(f"S3 bucket name {bucket!r} has an empty or malformed dot-label")
-    if _IPV4_RE.fullmatch(bucket):
-        raise InputError(f"S3 bucket name {bucket!r} must not look like an IP address")
-    if bucket.startswith(("xn--", "sthree-")) or bucket.endswith(("-s3alias", "--ol-s3")):
-        raise InputError(f"S3 bucket name {bucket!r} uses a prefix or suffix S3 reserves")
-    return bucket
-
-
-def _check_endpoint_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InputError(f"S3 endpoint URL {redact(url)!r} must be http(s)://HOST[:PORT]")
-    if parts.username is not None or parts.password is not None:
-        # Credentials come from boto3's chain, never from configuration that gets committed.
-        raise InputError("S3 endpoint URL must not contain a user name or password")
-    return url
-
-
-@dataclass(frozen=True)
-class S3Settings:
-    """Where the S3 queue lives and how hard to retry; validated once, here.
-
-    Attributes:
-        bucket: the bucket (S3 naming rules).
-        prefix: the key prefix the queue owns (``deimos`` or ``lab/campaign-1``); a trailing
-            ``/`` is dropped. Segments must be non-empty, without ``..`` or control characters.
-        endpoint_url: an S3-compatible server (``http://127.0.0.1:8333``); None for AWS.
-        region: the signing region.
-        profile: an AWS profile for credentials; None uses the default chain.
-        attempts: how many times an operation is tried on network or server failures.
-        backoff_s: the wait after the first failed attempt; doubled after each further one.
-    """
-
-    bucket: str
-    prefix: str = "deimos"
-    endpoint_url: str | None = None
-    region: str = "us-east-1"
-    profile: str | None = None
-    attempts: int = 5
-    backoff_s: float = 0.5
-
-    def __post_init__(self) -> None:
-        check_bucket_name(self.bucket)
-        if not isinstance(self.prefix, str) or not self.prefix.strip("/"):
-            # The queue needs a folder of its own: keys are checked to lie under it.
-            raise InputError(f"S3 prefix must be a non-empty key prefix, got {self.prefix!r}")
-        object.__setattr__(self, "prefix", check_object_prefix(self.prefix))
-        if self.endpoint_url is not None:
-            _check_endpoint_url(self.endpoint_url)
-        if not isinstance(self.region, str) or not re.fullmatch(r"[a-z0-9-]+", self.region):
-            raise InputError(f"S3 region {self.region!r} is not a region name (e.g. us-east-1)")
-        if self.profile is not None and (not self.profile or _has_control(self.profile)):
-            raise InputError(f"AWS profile name {self.profile!r} is empty or malformed")
-        if isinstance(self.attempts, bool) or not isinstance(self.attempts, int):
-            raise InputError(f"S3 attempts must be an integer, got {self.attempts!r}")
-        if self.attempts < 1:
-            raise InputError(f"S3 attempts must be at least 1, got {self.attempts}")
-        if not self.backoff_s >= 0:  # also refuses NaN
-            raise InputError(f"S3 backoff_s must be >= 0, got {self.backoff_s}")
-
-    def url(self, key: str = "") -> str:
-        """`s3://BUCKET/KEY` for messages."""
-        return f"s3://{self.bucket}/{key}"
-
-
-def _has_control(value: str) -> bool:
-    return any(ord(ch) < 32 or 127 <= ord(ch) <= 159 for ch in value)
 
 
 def check_round_id(round_id: int) -> int:

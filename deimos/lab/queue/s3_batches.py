@@ -35,7 +35,7 @@ from deimos.safe_names import check_path_component
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-    from deimos.lab.queue.s3 import S3Settings
+    from deimos.lab.queue.settings import S3Settings
 
 # The S3 queue's one logger, shared with `deimos.lab.queue.s3` (retries are logged there).
 log = logging.getLogger("deimos.lab.queue.s3")

@@ -44,8 +44,8 @@ def test_simulated_campaign_clone_regenerates_identical_data(tmp_path):
 
 
 def test_lab_campaign_clone_pulls_from_the_remote_or_says_how(tmp_path):
-    from deimos.data.assay import generate_library
-    from deimos.data.sequences import write_fasta
+    from deimos.data.a5ss_library import generate_library
+    from deimos.data.fasta_writer import write_fasta
 
     lib = generate_library(50, seed=3)
     fasta = tmp_path / "library.fasta"

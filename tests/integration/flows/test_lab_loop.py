@@ -419,10 +419,24 @@ def test_cli_init_rejects_bad_input_and_creates_nothing(tmp_path):
     assert done.returncode == 2 and "not a deimos campaign" in done.stderr
 
 
+def test_cli_round_refuses_a_bad_params_file_before_any_stage(tmp_path):
+    campaign = make_campaign(tmp_path / "c")
+    params = campaign.params_path
+    params.write_text(params.read_text().replace("lr: 0.001", "lr: 0"))
+    before = snapshot(campaign.root)
+    done = deimos("round", "--campaign", campaign.root)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f"deimos: error: {params}: train.lr: Input should be greater than 0 (got 0)"
+    )
+    assert "prefect" not in done.stderr.lower()  # refused before the flow engine started
+    assert snapshot(campaign.root) == before
+
+
 def test_cli_lab_campaign_from_fasta_and_labels(prefect_server, tmp_path):
     """A lab's own pool and first measurements: init, round, ingest, status."""
-    from deimos.data.assay import generate_library
-    from deimos.data.sequences import write_fasta
+    from deimos.data.a5ss_library import generate_library
+    from deimos.data.fasta_writer import write_fasta
 
     lib = generate_library(120, seed=7)
     fasta = tmp_path / "library.fasta"

@@ -36,8 +36,8 @@ def test_bad_shard_counts_are_refused():
 
 @pytest.fixture(scope="module")
 def pool(tmp_path_factory):
-    from deimos.data.assay import generate_library
-    from deimos.data.sequences import write_fasta
+    from deimos.data.a5ss_library import generate_library
+    from deimos.data.fasta_writer import write_fasta
     from deimos.uncertainty.train import save_model
     from models.splicing import SplicingCNN
 
@@ -51,7 +51,8 @@ def pool(tmp_path_factory):
 @pytest.mark.slow
 def test_dask_shards_give_identical_predictions_and_picks(prefect_server, pool):
     from deimos.acquisition.deimos import select_deimos
-    from deimos.data.sequences import one_hot, read_fasta
+    from deimos.data.onehot import one_hot
+    from deimos.data.sequences import read_fasta
     from deimos.uncertainty.predict import predict_fixed_masks
     from deimos.uncertainty.train import load_model
     from flows.score_pool import score_pool_on_dask

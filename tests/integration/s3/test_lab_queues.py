@@ -13,9 +13,10 @@ import pandas as pd
 import pytest
 
 from deimos.campaign import repo
-from deimos.campaign.params import ExportParams, S3Params
+from deimos.campaign.params import ExportParams, params_from_mapping
 from deimos.errors import InputError
 from deimos.lab.queue import local as queue
+from deimos.lab.queue.settings import S3Settings
 from deimos.lab.store import LabelStore
 from tests.helpers.lab_loop_helpers import BATCH, make_campaign, write_csv
 
@@ -29,8 +30,8 @@ ALL_FORMATS = ExportParams(
 )
 
 
-def s3_params(server, bucket, prefix="lab/splice") -> S3Params:
-    return S3Params(bucket=bucket, prefix=prefix, endpoint_url=server.endpoint_url)
+def s3_params(server, bucket, prefix="lab/splice") -> S3Settings:
+    return S3Settings(bucket=bucket, prefix=prefix, endpoint_url=server.endpoint_url)
 
 
 def s3_client(server):
@@ -76,12 +77,25 @@ def test_every_export_format_reaches_the_outbox(prefect_server, tmp_path):
 
 
 def test_bad_export_params_are_rejected_by_name(tmp_path):
-    with pytest.raises(InputError, match=r"export\.formats"):
+    def refused(raw: dict) -> str:
+        with pytest.raises(InputError) as err:
+            params_from_mapping(raw, "c/params.yaml")
+        return str(err.value)
+
+    assert refused({"export": {"formats": ["fasta", "pdf"]}}).startswith(
+        "c/params.yaml: export.formats[1]: Input should be 'fasta', 'csv',"
+    )
+    assert "formats must be distinct" in refused({"export": {"formats": ["csv", "csv"]}})
+    assert refused({"export": {"formats": ["plate_map"], "control_wells": ["Z9"]}}).startswith(
+        "c/params.yaml: export: "
+    )
+    assert "Z9" in refused({"export": {"formats": ["plate_map"], "control_wells": ["Z9"]}})
+    assert refused({"s3": {"bucket": "b"}}).startswith("c/params.yaml: s3.bucket: ")
+    assert refused({"s3": {"bucket": "lab-bucket", "prefix": "../etc"}}).startswith(
+        "c/params.yaml: s3.prefix: "
+    )
+    with pytest.raises(InputError, match=r"ExportParams\.formats"):
         ExportParams(formats=("fasta", "pdf"))
-    with pytest.raises(InputError, match=r"export: .*Z9"):
-        ExportParams(formats=("plate_map",), control_wells=("Z9",))
-    with pytest.raises(InputError, match="s3: "):
-        S3Params(bucket="b", prefix="../etc")
 
 
 def test_s3_round_trip_publish_collect_and_label_studio_return(
@@ -97,7 +111,7 @@ def test_s3_round_trip_publish_collect_and_label_studio_return(
     campaign = make_campaign(tmp_path / "c", export=export, s3=s3_params(s3_server, s3_bucket))
     assert collect_labels(str(campaign.root))["status"] == "no_open_round"
     summary = al_round(str(campaign.root))
-    settings = campaign.params().s3.settings()
+    settings = campaign.params().s3
     manifest = read_batch_manifest_s3(settings, 0)
     assert manifest is not None
     assert manifest == queue.read_manifest(queue.outbox(campaign.queue_dir(), 0))
@@ -166,7 +180,7 @@ def test_s3_outage_mid_round_then_the_same_round_exports_completely(
     assert not (queue.outbox(campaign.queue_dir(), 0) / queue.MANIFEST).exists()
     assert repo.head(campaign.root) == head
     assert repo.run_git(campaign.root, ["tag"]).strip() == ""
-    settings = campaign.params().s3.settings()
+    settings = campaign.params().s3
     assert s3_batches.read_batch_manifest_s3(settings, 0) is None
 
     summary = al_round(str(campaign.root))

@@ -10,20 +10,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deimos.acquisition.deimos import select_deimos
-from deimos.acquisition.optimality import (
-    CSV_NAME,
+from deimos.acquisition.batch_optimality import (
     PAPER_V,
-    PNG_NAME,
     all_subsets,
     greedy_batch,
-    main,
     optimal_batch,
     random_covariance,
     run_study,
     summarize,
     trace_reduction,
 )
+from deimos.acquisition.deimos import select_deimos
+from deimos.acquisition.optimality import CSV_NAME, PNG_NAME, main
 from deimos.errors import InputError
 
 

@@ -10,8 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deimos.data.assay import SimulatedAssay, generate_library, write_measurements_csv
-from deimos.data.sequences import write_fasta
+from deimos.data.a5ss_library import generate_library
+from deimos.data.assay import SimulatedAssay
+from deimos.data.assay_csv import write_measurements_csv
+from deimos.data.fasta_writer import write_fasta
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:

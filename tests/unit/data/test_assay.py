@@ -1,4 +1,6 @@
-"""Tests of the simulated A5SS splicing assay (`deimos.data.assay`)."""
+"""Tests of the simulated A5SS splicing assay: library (`deimos.data.a5ss_library`), ground
+truth (`deimos.data.donor_model`), measurement (`deimos.data.assay`) and CSV writers
+(`deimos.data.assay_csv`)."""
 
 from __future__ import annotations
 
@@ -14,18 +16,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deimos.data import assay
-from deimos.data.assay import (
-    MEASUREMENT_COLUMNS,
-    Library,
-    SimulatedAssay,
-    donor_usage,
-    generate_library,
-    layout,
-    measure,
-    write_library_csv,
-    write_measurements_csv,
-)
+from deimos.data import a5ss_library, assay_csv, donor_model
+from deimos.data.a5ss_library import Library, generate_library, layout
+from deimos.data.assay import MEASUREMENT_COLUMNS, SimulatedAssay, measure
+from deimos.data.assay_csv import write_library_csv, write_measurements_csv
+from deimos.data.donor_model import donor_usage
 from deimos.errors import InputError
 
 SHARED_DATA = Path(__file__).resolve().parents[4] / "shared" / "data"
@@ -89,23 +84,23 @@ def test_library_sequences_are_distinct_fixed_length_acgt(library: Library) -> N
     assert frame["seq"].tolist() == list(library.seqs)
 
 
-@pytest.mark.parametrize("length", [assay.MIN_LENGTH, 120, assay.MAX_LENGTH])
+@pytest.mark.parametrize("length", [a5ss_library.MIN_LENGTH, 120, a5ss_library.MAX_LENGTH])
 def test_other_lengths_keep_the_donors_in_place(length: int) -> None:
     lib = generate_library(50, seed=1, length=length)
     assert {len(s) for s in lib.seqs} == {length}
-    assert {s[assay.SD1_POS : assay.SD1_POS + 2] for s in lib.seqs} == {"GT"}
+    assert {s[a5ss_library.SD1_POS : a5ss_library.SD1_POS + 2] for s in lib.seqs} == {"GT"}
     usage = donor_usage(lib.seqs)
     assert usage.shape == (50,)
 
 
 def test_draw_distinct_resolves_collisions_deterministically() -> None:
     # 3 random nt allow only 64 sequences: asking for all 64 forces redraws.
-    rows = assay._draw_distinct(np.random.default_rng(0), 64, 3)
-    again = assay._draw_distinct(np.random.default_rng(0), 64, 3)
+    rows = a5ss_library._draw_distinct(np.random.default_rng(0), 64, 3)
+    again = a5ss_library._draw_distinct(np.random.default_rng(0), 64, 3)
     assert len({tuple(r) for r in rows}) == 64
     np.testing.assert_array_equal(rows, again)
     with pytest.raises(InputError, match="exceeds"):
-        assay._draw_distinct(np.random.default_rng(0), 65, 3)
+        a5ss_library._draw_distinct(np.random.default_rng(0), 65, 3)
 
 
 @pytest.mark.parametrize(
@@ -117,8 +112,8 @@ def test_draw_distinct_resolves_collisions_deterministically() -> None:
         ({"n": True, "seed": 1}, "n must be an integer"),
         ({"n": 5, "seed": -1}, "seed must be at least 0"),
         ({"n": 5, "seed": "1"}, "seed must be an integer"),
-        ({"n": 5, "seed": 1, "length": assay.MIN_LENGTH - 1}, "length must be between"),
-        ({"n": 5, "seed": 1, "length": assay.MAX_LENGTH + 1}, "length must be between"),
+        ({"n": 5, "seed": 1, "length": a5ss_library.MIN_LENGTH - 1}, "length must be between"),
+        ({"n": 5, "seed": 1, "length": a5ss_library.MAX_LENGTH + 1}, "length must be between"),
         ({"n": 5, "seed": 1, "length": 101.0}, "length must be an integer"),
     ],
 )
@@ -145,7 +140,7 @@ def test_usage_is_per_sequence_and_chunk_invariant(
     order = np.random.default_rng(0).permutation(500)
     permuted = donor_usage([library.seqs[i] for i in order])
     np.testing.assert_allclose(permuted, truth[order], rtol=1e-12)
-    monkeypatch.setattr(assay, "_CHUNK_ROWS", 7)
+    monkeypatch.setattr(donor_model, "_CHUNK_ROWS", 7)
     np.testing.assert_allclose(donor_usage(library.seqs[:500]), truth[:500], rtol=1e-12)
 
 
@@ -162,11 +157,11 @@ def test_pandas_and_numpy_inputs_are_accepted(library: Library, truth: np.ndarra
 def test_destroying_a_donor_moves_usage_to_the_other(library: Library, truth: np.ndarray) -> None:
     seqs = library.seqs[:300]
     for base in "ACT":
-        no_sd1 = donor_usage([_replace(s, assay.SD1_POS, base) for s in seqs])
+        no_sd1 = donor_usage([_replace(s, a5ss_library.SD1_POS, base) for s in seqs])
         assert np.all(no_sd1 < truth[:300])
         assert no_sd1.max() < 0.05
         assert np.median(no_sd1) < 0.005
-    no_sd2 = donor_usage([_replace(s, assay.SD2_POS + 1, "A") for s in seqs])
+    no_sd2 = donor_usage([_replace(s, a5ss_library.SD2_POS + 1, "A") for s in seqs])
     assert np.all(no_sd2 > truth[:300])
 
 
@@ -174,9 +169,9 @@ def test_a_strong_cryptic_donor_takes_reads_from_sd1(
     library: Library, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Same sequences, cryptic donors switched off: isolates the competition from context effects.
-    seqs = [_replace(s, assay.MUT1_START + 10, "CAGGTAAGT") for s in library.seqs[:300]]
+    seqs = [_replace(s, a5ss_library.MUT1_START + 10, "CAGGTAAGT") for s in library.seqs[:300]]
     with_cryptic = donor_usage(seqs)
-    monkeypatch.setattr(assay, "_CRYPTIC_PENALTY", 1e3)
+    monkeypatch.setattr(donor_model, "_CRYPTIC_PENALTY", 1e3)
     without_cryptic = donor_usage(seqs)
     assert np.all(with_cryptic < without_cryptic)
     assert (without_cryptic - with_cryptic).mean() > 0.01
@@ -195,7 +190,7 @@ def test_enhancer_direction_agrees_with_published_ese_list() -> None:
     controls = [others[i] for i in rng.choice(len(others), 300, replace=False)]
     backgrounds = generate_library(60, seed=9).seqs
     # Mut1 is exon for SD2: an enhancer there should pull reads to SD2, i.e. away from SD1.
-    pos = assay.MUT1_START + 9
+    pos = a5ss_library.MUT1_START + 9
 
     def mean_usage(hexamers: list[str]) -> np.ndarray:
         seqs = [_replace(b, pos, h) for h in hexamers for b in backgrounds]
@@ -204,14 +199,14 @@ def test_enhancer_direction_agrees_with_published_ese_list() -> None:
     ese_usage, control_usage = mean_usage(ese), mean_usage(controls)
     assert ese_usage.mean() < control_usage.mean() - 0.05
     assert np.mean(ese_usage < np.median(control_usage)) > 0.7
-    assert assay.exonic_effect(ese).mean() > assay.exonic_effect(controls).mean()
+    assert donor_model.exonic_effect(ese).mean() > donor_model.exonic_effect(controls).mean()
 
 
 def test_enhancer_effect_depends_on_position(library: Library) -> None:
     seqs = library.seqs[:400]
     base = donor_usage(seqs)
-    in_mut1 = donor_usage([_replace(s, assay.MUT1_START + 12, "GAAGAA") for s in seqs])
-    in_mut2 = donor_usage([_replace(s, assay.MUT2_START + 12, "GAAGAA") for s in seqs])
+    in_mut1 = donor_usage([_replace(s, a5ss_library.MUT1_START + 12, "GAAGAA") for s in seqs])
+    in_mut2 = donor_usage([_replace(s, a5ss_library.MUT2_START + 12, "GAAGAA") for s in seqs])
     # Exonic for SD2 in Mut1; in Mut2 it is intron for both donors and mostly irrelevant.
     assert (base - in_mut1).mean() > 0.05
     assert abs((base - in_mut2).mean()) < (base - in_mut1).mean() / 2
@@ -239,11 +234,11 @@ def test_donor_usage_rejects_bad_sequences(
 
 def test_hexamer_effect_lookup_rejects_bad_hexamers() -> None:
     with pytest.raises(InputError, match="6 nt"):
-        assay.exonic_effect(["GAAGA"])
+        donor_model.exonic_effect(["GAAGA"])
     with pytest.raises(InputError, match="only A, C, G, T"):
-        assay.intronic_effect(["GAAGAN"])
+        donor_model.intronic_effect(["GAAGAN"])
     with pytest.raises(InputError, match="not one string"):
-        assay.exonic_effect("GAAGAA")
+        donor_model.exonic_effect("GAAGAA")
 
 
 # --- measurement ---------------------------------------------------------------------------------
@@ -377,7 +372,7 @@ def test_writers_reject_bad_input_and_change_nothing(
     def broken_replace(src: str, dst: str) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(assay.os, "replace", broken_replace)
+    monkeypatch.setattr(assay_csv.os, "replace", broken_replace)
     with pytest.raises(OSError, match="disk full"):
         write_measurements_csv(df, target)
     assert target.read_text() == "old\n"

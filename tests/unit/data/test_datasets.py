@@ -13,10 +13,9 @@ from deimos.data.datasets import (
     class_balanced_initial,
     load_diabetes_dataset,
     load_digits_dataset,
-    random_network_1d,
     split_indices,
-    synthetic_1d,
 )
+from deimos.data.synthetic import random_network_1d, synthetic_1d
 from deimos.errors import InputError
 
 # ----------------------------------------------------------------------------------------------

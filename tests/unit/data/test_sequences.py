@@ -17,8 +17,10 @@ from Bio.SeqRecord import SeqRecord
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import deimos.data.sequences as sequences
-from deimos.data.sequences import SequenceSet, one_hot, read_fasta, read_genbank, write_fasta
+import deimos.data.fasta_writer as fasta_writer
+from deimos.data.fasta_writer import write_fasta
+from deimos.data.onehot import one_hot
+from deimos.data.sequences import SequenceSet, read_fasta, read_genbank
 from deimos.errors import InputError
 
 
@@ -325,7 +327,7 @@ def test_write_fasta_failure_mid_write_leaves_old_file(
         real_write(next(records), handle, fmt)
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(sequences.SeqIO, "write", failing_write)
+    monkeypatch.setattr(fasta_writer.SeqIO, "write", failing_write)
     with pytest.raises(InputError, match=r"cannot write: No space left on device"):
         write_fasta(p, ["a", "b"], ["ACGT", "GGGG"])
     assert p.read_text() == ">old\nAAAA\n"
@@ -341,7 +343,7 @@ def test_write_fasta_failure_at_rename_leaves_old_file(
     def failing_replace(src: str, dst: str) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(sequences.os, "replace", failing_replace)
+    monkeypatch.setattr(fasta_writer.os, "replace", failing_replace)
     with pytest.raises(InputError, match="Permission denied"):
         write_fasta(p, ["a"], ["ACGT"])
     assert p.read_text() == ">old\nAAAA\n"

@@ -17,7 +17,7 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from deimos.data.assay import generate_library
+from deimos.data.a5ss_library import generate_library
 from deimos.errors import InputError
 from deimos.lab.label_studio import label_studio_tasks, write_label_studio_tasks
 from deimos.lab.readers import DEFAULT_MAX_BYTES, read_label_file

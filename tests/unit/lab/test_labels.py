@@ -18,7 +18,9 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from deimos.data.assay import generate_library, measure, write_measurements_csv
+from deimos.data.a5ss_library import generate_library
+from deimos.data.assay import measure
+from deimos.data.assay_csv import write_measurements_csv
 from deimos.errors import InputError
 from deimos.lab import store as store_mod
 from deimos.lab.checks import aggregate_replicates, validate_against_campaign

@@ -104,8 +104,8 @@ def test_labelled_points_in_the_sample_change_deimos_gains() -> None:
     [
         ({"method": "maxent"}, "does not apply to regression"),
         ({"method": "nope"}, "unknown acquisition method"),
-        ({"batch_size": 0}, "batch_size must be a positive integer"),
-        ({"n_masks": 1}, "n_masks must be at least 2"),
+        ({"batch_size": 0}, "batch_size: Input should be greater than or equal to 1"),
+        ({"n_masks": 1}, "n_masks: Input should be greater than or equal to 2"),
     ],
 )
 def test_bad_settings_are_refused(kw: dict[str, object], match: str) -> None:

@@ -46,8 +46,8 @@ def test_campaign_grows_labels_by_batch_and_is_reproducible():
     ("overrides", "message"),
     [
         ({"pool_size": 25}, "pool_size=25 is too small"),
-        ({"n_masks": 1}, "n_masks must be at least 2"),
-        ({"batch_size": 0}, "batch_size must be at least 1"),
+        ({"n_masks": 1}, "n_masks: Input should be greater than or equal to 2"),
+        ({"batch_size": 0}, "batch_size: Input should be greater than or equal to 1"),
         ({"methods": ("bald",)}, "cannot run a regression campaign"),
         ({"methods": ("nope",)}, "cannot run a regression campaign"),
     ],
@@ -74,7 +74,7 @@ def test_demo_cli_rejects_bad_sizes_and_writes_nothing(tmp_path):
         text=True,
     )
     assert result.returncode == 2
-    assert "pool_size=50 is too small" in result.stderr
+    assert "exceeds pool_size=50" in result.stderr
     assert not out.exists()
 
 

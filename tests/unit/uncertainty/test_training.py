@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from deimos.config import parse_settings
 from deimos.errors import InputError
 from deimos.uncertainty.predict import predict_fixed_masks
 from deimos.uncertainty.train import (
@@ -35,7 +36,7 @@ def tiny_cnn() -> SplicingCNN:
 
 def config(**kw: object) -> TrainConfig:
     base: dict[str, object] = {"epochs": 15, "batch_size": 16, "lr": 1e-2, "patience": 100}
-    return TrainConfig.from_mapping({**base, **kw})
+    return parse_settings(TrainConfig, {**base, **kw}, "train.yaml")
 
 
 def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
@@ -136,12 +137,15 @@ def test_weight_decay_is_c_over_n_and_shrinks_the_head() -> None:
         ({"patience": True}, "patience"),
         ({"task": "ranking"}, "task"),
         ({"device": "nowhere"}, "device"),
-        ({"learning_rate": 0.1}, "'learning_rate'"),
+        ({"learning_rate": 0.1}, "unknown parameter .*learning_rate"),
     ],
 )
 def test_bad_config_raises_input_error(params: dict, fragment: str) -> None:
-    with pytest.raises(InputError, match=fragment):
-        TrainConfig.from_mapping(params)
+    with pytest.raises(InputError, match=f"^train.yaml: .*{fragment}"):
+        parse_settings(TrainConfig, params, "train.yaml")
+    with pytest.raises(InputError, match=fragment) as built_in_code:
+        TrainConfig(**params)
+    assert "TrainConfig." in str(built_in_code.value)
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from deimos.checks import check_int
 from deimos.errors import InputError
 
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -24,8 +25,7 @@ _OTHER_BOMS = (
 def read_limited(path: Path, name: str, max_bytes: int) -> bytes:
     """The bytes of `path`, refusing a missing or non-regular file and one over `max_bytes`
     (checked before reading). `name` is how messages name the file."""
-    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
-        raise InputError(f"max_bytes must be a positive integer, got {max_bytes!r}")
+    check_int(max_bytes, "max_bytes", minimum=1)
     if not path.is_file():
         raise InputError(f"{name}: {'not a regular file' if path.exists() else 'file not found'}")
     try:

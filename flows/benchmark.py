@@ -35,8 +35,9 @@ def benchmark(
     for k, ((t, method, seed), future) in enumerate(zip(runs, futures, strict=True), start=1):
         frame = future.result()
         final = frame.iloc[-1]
+        elapsed = time.perf_counter() - start
         logger.info(
-            "[%d/%d] %s %s seed=%d: %s=%.4f at %d labels (%.0f s so far)",
+            "[%d/%d] %s %s seed=%d: %s=%.4f at %d labels (%.0f s so far, ~%.0f s left)",
             k,
             len(runs),
             t.name,
@@ -45,7 +46,8 @@ def benchmark(
             final["metric_name"],
             final["metric"],
             final["n_labels"],
-            time.perf_counter() - start,
+            elapsed,
+            elapsed / k * (len(runs) - k),
         )
         frames.append(frame)
     results = pd.concat(frames, ignore_index=True)

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from deimos.checks import check_int
 from deimos.errors import InputError
 
 Task = Literal["regression", "classification"]
@@ -154,9 +155,7 @@ def check_positive_ints(values: Sequence[int], name: str, *, allow_empty: bool =
 
 def check_positive_int(value: int, name: str) -> int:
     """Return `value` if it is an int >= 1, else raise InputError naming `name`."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InputError(f"{name} must be a positive integer, got {value!r}")
-    return value
+    return check_int(value, name, minimum=1)
 
 
 @contextmanager

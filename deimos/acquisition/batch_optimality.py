@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
+from deimos.checks import check_int
 from deimos.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -88,9 +89,7 @@ def _check_covariance(V: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
 
 
 def _check_batch(b: int, n_points: int) -> None:
-    if isinstance(b, bool) or not isinstance(b, int | np.integer):
-        raise InputError(f"batch size must be an integer, got {b!r}")
-    if not 1 <= b <= n_points:
+    if not 1 <= check_int(b, "batch size") <= n_points:
         raise InputError(f"batch size must be between 1 and {n_points} (the points), got {b}")
 
 

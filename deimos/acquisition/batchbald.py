@@ -6,7 +6,6 @@ import logging
 import math
 from typing import Any
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -16,7 +15,7 @@ from deimos.acquisition.selection import (
     Selection,
     to_selection,
 )
-from deimos.errors import InputError
+from deimos.checks import check_int
 
 logger = logging.getLogger(__name__)
 
@@ -59,10 +58,7 @@ def select_batchbald(
         InputError: regression input, values that are not probabilities, a bad `n_configs`,
             or bad predictions, candidates or batch size.
     """
-    if isinstance(n_configs, bool) or not isinstance(n_configs, int | np.integer):
-        raise InputError(f"n_configs must be an integer, got {n_configs!r}")
-    if n_configs < 1:
-        raise InputError(f"n_configs must be at least 1, got {n_configs}")
+    n_configs = check_int(n_configs, "n_configs", minimum=1)
     probs, cand_idx = _classification_candidates(
         preds, pool_preds, candidates, batch_size, "batchbald"
     )

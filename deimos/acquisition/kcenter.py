@@ -6,7 +6,6 @@ import logging
 import math
 from typing import Any
 
-import numpy as np
 import torch
 
 from deimos.acquisition.scores import _BLOCK_ELEMENTS
@@ -18,6 +17,7 @@ from deimos.acquisition.selection import (
     check_candidates,
     to_selection,
 )
+from deimos.checks import check_int
 from deimos.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -78,10 +78,7 @@ def select_kcenter(
                 f"candidates index {int(cand_idx[clash][0])} is also in labelled; labelled points "
                 "are centers already and cannot be picked"
             )
-    if isinstance(n_outliers, bool) or not isinstance(n_outliers, int | np.integer):
-        raise InputError(f"n_outliers must be an integer, got {n_outliers!r}")
-    if n_outliers < 0:
-        raise InputError(f"n_outliers must be >= 0, got {n_outliers}")
+    n_outliers = check_int(n_outliers, "n_outliers", minimum=0)
     check_batch_size(batch_size, cand_idx.numel())
     if batch_size + n_outliers > cand_idx.numel():
         raise InputError(

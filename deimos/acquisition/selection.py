@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from deimos.checks import check_int
 from deimos.errors import InputError
 
 ArrayLike = np.ndarray | torch.Tensor
@@ -112,10 +113,7 @@ def check_candidates(candidates: Any, n_points: int, name: str = "candidates") -
 
 def check_batch_size(batch_size: int, n_pickable: int) -> None:
     """Raise InputError unless 1 <= batch_size <= n_pickable."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
-        raise InputError(f"batch_size must be an integer, got {batch_size!r}")
-    if batch_size < 1:
-        raise InputError(f"batch_size must be at least 1, got {batch_size}")
+    check_int(batch_size, "batch_size", minimum=1)
     if batch_size > n_pickable:
         raise InputError(
             f"batch_size={batch_size} is larger than the {n_pickable} pickable candidates"

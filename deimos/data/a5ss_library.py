@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from deimos.checks import check_int
 from deimos.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -191,16 +192,11 @@ def _pack_rows(rows_N_W: np.ndarray) -> np.ndarray:
 
 
 def _check_int(value: Any, name: str, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise InputError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise InputError(f"{name} must be at least {minimum}, got {value}")
+    check_int(value, name, minimum=minimum)
 
 
 def _check_length(length: Any, name: str = "length") -> None:
-    if isinstance(length, bool) or not isinstance(length, int | np.integer):
-        raise InputError(f"{name} must be an integer, got {length!r}")
-    if not MIN_LENGTH <= length <= MAX_LENGTH:
+    if not MIN_LENGTH <= check_int(length, name) <= MAX_LENGTH:
         raise InputError(
             f"{name} must be between {MIN_LENGTH} and {MAX_LENGTH} nt to hold both donors and "
             f"both 25-nt random regions, got {length}"

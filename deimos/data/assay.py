@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from deimos.checks import check_number
 from deimos.data.a5ss_library import _check_int
 from deimos.data.donor_model import Strings, _as_list, donor_usage
 from deimos.errors import InputError
@@ -152,10 +153,7 @@ def _uniforms(seed_key: int, keys_N: np.ndarray, *, replicate: int, stream: int)
 
 
 def _check_read_depth(read_depth: Any) -> None:
-    if isinstance(read_depth, bool) or not isinstance(read_depth, int | float | np.number):
-        raise InputError(f"read_depth must be a number, got {read_depth!r}")
-    if not np.isfinite(read_depth) or read_depth < 1:
-        raise InputError(f"read_depth must be a finite number >= 1, got {read_depth}")
+    check_number(read_depth, "read_depth", low=1.0)
 
 
 def _check_ids(ids: Strings, seqs: Strings) -> list[str]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.datasets import load_diabetes, load_digits
 
+from deimos.checks import check_int
 from deimos.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -275,11 +276,8 @@ def class_balanced_initial(
 def _rng(seed: SeedLike) -> np.random.Generator:
     if isinstance(seed, np.random.Generator):
         return seed
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
-        raise InputError(f"seed must be an integer or numpy Generator, got {seed!r}")
-    return np.random.default_rng(int(seed))
+    return np.random.default_rng(check_int(seed, "seed (an integer or numpy Generator)"))
 
 
 def _check_count(value: int, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise InputError(f"{name} must be a positive integer, got {value!r}")
+    check_int(value, name, minimum=1)

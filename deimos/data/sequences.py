@@ -28,6 +28,7 @@ from Bio import SeqIO
 from Bio.Seq import UndefinedSequenceError
 from Bio.SeqIO.FastaIO import SimpleFastaParser
 
+from deimos.checks import check_int
 from deimos.data.alphabet import _LOWER_FLAG, _check_alphabet
 from deimos.errors import InputError
 from deimos.safe_names import check_safe_id
@@ -258,10 +259,8 @@ def _check_records(
 
 
 def _check_readable(path: PathLike, *, length: int | None) -> Path:
-    if length is not None and (
-        isinstance(length, bool) or not isinstance(length, int | np.integer) or length < 1
-    ):
-        raise InputError(f"length must be a positive integer or None, got {length!r}")
+    if length is not None:
+        check_int(length, "length (or None)", minimum=1)
     p = Path(path)
     if not p.exists():
         raise InputError(f"{p}: file not found")

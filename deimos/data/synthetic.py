@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from deimos.checks import check_int, check_number
 from deimos.data.datasets import SeedLike, _check_count, _rng
 from deimos.errors import InputError
 
@@ -90,9 +91,7 @@ def random_network_1d(
     """
     rng = _rng(seed)
     lo, hi = _check_range(x_range)
-    if isinstance(n_hidden, bool) or not isinstance(n_hidden, int) or n_hidden < 1:
-        raise InputError(f"n_hidden must be a positive integer, got {n_hidden!r}")
-    H = n_hidden
+    H = check_int(n_hidden, "n_hidden", minimum=1)
     W1_1_H = rng.normal(0.0, 4.0, size=(1, H))
     centres_H = rng.uniform(-1.0, 1.0, size=H)
     b1_H = -W1_1_H[0] * centres_H
@@ -138,10 +137,8 @@ def synthetic_1d(
         InputError: `n` < 1, negative or non-finite `noise_sd`, or a bad range.
     """
     _check_count(n, "n")
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
-        raise InputError(f"seed must be an integer, got {seed!r}")
-    if not np.isfinite(noise_sd) or noise_sd < 0:
-        raise InputError(f"noise_sd must be finite and >= 0, got {noise_sd!r}")
+    check_int(seed, "seed")
+    check_number(noise_sd, "noise_sd", low=0.0)
     net_seq, data_seq = np.random.SeedSequence(int(seed)).spawn(2)
     f = random_network_1d(np.random.default_rng(net_seq), n_hidden=n_hidden, x_range=x_range)
     rng = np.random.default_rng(data_seq)

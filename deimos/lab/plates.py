@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from deimos.atomic import write_bytes_atomic
+from deimos.checks import check_int
 from deimos.errors import InputError
 from deimos.lab.formulas import neutralise_formulas
 
@@ -132,8 +133,7 @@ def well_positions(n: int, layout: PlateLayout) -> list[tuple[int, str]]:
         ``"B7"``; control wells are skipped and the samples spill onto the next plate when one
         is full.
     """
-    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
-        raise InputError(f"number of samples must be an integer >= 0, got {n!r}")
+    n = check_int(n, "number of samples", minimum=0)
     wells = layout.sample_wells()
     per_plate = len(wells)
     return [(k // per_plate + 1, wells[k % per_plate]) for k in range(int(n))]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from deimos.errors import InputError
+from deimos.checks import check_int
 
 # The stream of each purpose; append new purposes at the end so old plans keep their seeds.
 _PURPOSES = ("split", "init", "order", "masks", "picks")
@@ -50,10 +50,7 @@ class SeedPlan:
     seed: int
 
     def __post_init__(self) -> None:
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int | np.integer):
-            raise InputError(f"seed must be an integer, got {self.seed!r}")
-        if self.seed < 0:
-            raise InputError(f"seed must be >= 0, got {self.seed}")
+        check_int(self.seed, "seed", minimum=0)
 
     def split(self) -> int:
         """Seed of the data split and the initial labelled set."""
@@ -61,11 +58,7 @@ class SeedPlan:
 
     def for_round(self, round_id: int) -> RoundSeeds:
         """The seeds of round `round_id` (>= 0)."""
-        if isinstance(round_id, bool) or not isinstance(round_id, int | np.integer):
-            raise InputError(f"round must be an integer, got {round_id!r}")
-        if round_id < 0:
-            raise InputError(f"round must be >= 0, got {round_id}")
-        k = int(round_id)
+        k = check_int(round_id, "round", minimum=0)
         return RoundSeeds(
             round=k,
             **{p: _derive(int(self.seed), k, p) for p in ("init", "order", "masks", "picks")},

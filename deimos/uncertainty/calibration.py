@@ -7,7 +7,6 @@ be NumPy or torch; the arithmetic runs in float64 NumPy.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, TypeVar
@@ -16,6 +15,7 @@ import numpy as np
 import torch
 
 from deimos.acquisition.selection import ArrayLike, as_tensor, check_predictions
+from deimos.checks import check_int, check_number
 from deimos.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -34,11 +34,10 @@ def tau_from_prior(p: float, length_scale: float, n_train: int, weight_decay: fl
         n_train: number of training points `N >= 1`.
         weight_decay: `lambda > 0`.
     """
-    _check_number(p, "p", low=0.0, high=1.0, high_open=True)
-    _check_number(length_scale, "length_scale", low=0.0, low_open=True)
-    if isinstance(n_train, bool) or not isinstance(n_train, int | np.integer) or n_train < 1:
-        raise InputError(f"n_train must be a positive integer, got {n_train!r}")
-    _check_number(weight_decay, "weight_decay", low=0.0, low_open=True)
+    check_number(p, "p", low=0.0, high=1.0, high_open=True)
+    check_number(length_scale, "length_scale", low=0.0, low_open=True)
+    check_int(n_train, "n_train", minimum=1)
+    check_number(weight_decay, "weight_decay", low=0.0, low_open=True)
     return (1.0 - p) * length_scale**2 / (2.0 * int(n_train) * weight_decay)
 
 
@@ -52,7 +51,7 @@ def tau_inv_regression(val_preds_N_J: ArrayLike, factor: float = 0.15) -> float:
     Returns:
         `factor * mean_n var_j(P[n, j])`, the variance with ddof=1.
     """
-    _check_number(factor, "factor", low=0.0, low_open=True)
+    check_number(factor, "factor", low=0.0, low_open=True)
     preds = _predictions(val_preds_N_J, "val_preds_N_J", ndim=2)
     return float(factor * preds.var(axis=-1, ddof=1).mean())
 
@@ -67,7 +66,7 @@ def tau_s_inv_classification(val_probs_N_C_J: ArrayLike, factor: float = 0.005) 
     Returns:
         `factor * mean_{n,k} var_j(P[n, k, j])`, the variance with ddof=1.
     """
-    _check_number(factor, "factor", low=0.0, low_open=True)
+    check_number(factor, "factor", low=0.0, low_open=True)
     probs = _predictions(val_probs_N_C_J, "val_probs_N_C_J", ndim=3)
     return float(factor * probs.var(axis=-1, ddof=1).mean())
 
@@ -132,7 +131,7 @@ def select_dropout_p(
     """
     results = _collect(candidates, predict_for_p, "p", "predict_for_p")
     for p in results:
-        _check_number(p, "dropout p", low=0.0, high=1.0, high_open=True)
+        check_number(p, "dropout p", low=0.0, high=1.0, high_open=True)
     r2_by_p = tuple((float(p), variance_error_r2(*results[p])) for p in sorted(results))
     best_p, best_r2 = r2_by_p[0]
     for p, r2 in r2_by_p[1:]:
@@ -200,8 +199,8 @@ def select_weight_decay_C(  # noqa: N802  (the paper's C)
         raise InputError(f"metric must be 'mse' or 'accuracy', got {metric!r}")
     scores = _collect(candidates, evaluate_for_C, "C", "evaluate_for_C")
     for C, score in scores.items():
-        _check_number(C, "C", low=0.0)
-        _check_number(score, f"score for C={C}")
+        check_number(C, "C", low=0.0)
+        check_number(score, f"score for C={C}")
     score_by_C = tuple((float(C), float(scores[C])) for C in sorted(scores))
     sign = 1.0 if metric == "accuracy" else -1.0
     best_C, best_score = score_by_C[0]
@@ -239,30 +238,6 @@ def _collect(
     if not results:
         raise InputError(f"no candidate {what} values given")
     return results
-
-
-def _check_number(
-    x: object,
-    name: str,
-    *,
-    low: float | None = None,
-    high: float | None = None,
-    low_open: bool = False,
-    high_open: bool = False,
-) -> None:
-    ok = isinstance(x, int | float | np.integer | np.floating) and not isinstance(x, bool)
-    value = float(x) if ok else math.nan  # type: ignore[arg-type]
-    if ok and not math.isfinite(value):
-        ok = False
-    if ok and low is not None:
-        ok = value > low if low_open else value >= low
-    if ok and high is not None:
-        ok = value < high if high_open else value <= high
-    if not ok:
-        lo = "" if low is None else f"{'(' if low_open else '['}{low}"
-        hi = "" if high is None else f"{high}{')' if high_open else ']'}"
-        where = f" in {lo}, {hi}" if low is not None or high is not None else ""
-        raise InputError(f"{name} must be a finite number{where}, got {x!r}")
 
 
 def _predictions(x: ArrayLike, name: str, ndim: int | None) -> np.ndarray:

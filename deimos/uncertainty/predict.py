@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from deimos.checks import check_int
 from deimos.errors import InputError
 from models.base import DropoutModel
 
@@ -64,8 +65,7 @@ def draw_head_masks(
         One `(J, in_features)` float tensor per head block, on the CPU, in the model's dtype.
     """
     _check_model(model)
-    if isinstance(n_masks, bool) or not isinstance(n_masks, int | np.integer) or n_masks < 1:
-        raise InputError(f"n_masks must be a positive integer, got {n_masks!r}")
+    n_masks = check_int(n_masks, "n_masks", minimum=1)
     gen = _generator(seed)
     dtype = _param_dtype(model)
     masks = []
@@ -153,9 +153,9 @@ def shard_ranges(n: int, n_shards: int, align: int = 256) -> list[tuple[int, int
     Returns:
         Non-empty ranges in order, covering `0..n`; fewer than `n_shards` when `n` is small.
     """
-    for value, name, minimum in ((n, "n", 0), (n_shards, "n_shards", 1), (align, "align", 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    n = check_int(n, "n", minimum=0)
+    n_shards = check_int(n_shards, "n_shards", minimum=1)
+    align = check_int(align, "align", minimum=1)
     blocks = -(-n // align)  # ceil
     per_shard = -(-blocks // n_shards) if blocks else 0
     ranges = []
@@ -345,16 +345,11 @@ def _generator(seed: int | torch.Generator) -> torch.Generator:
         if seed.device.type != "cpu":
             raise InputError(f"seed generator must be a CPU generator, got device {seed.device}")
         return seed
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
-        raise InputError(f"seed must be an int or a torch.Generator, got {seed!r}")
-    return torch.Generator().manual_seed(int(seed))
+    return torch.Generator().manual_seed(check_int(seed, "seed (an int or a torch.Generator)"))
 
 
 def _check_batch_size(batch_size: int) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
-        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if batch_size < 1:
-        raise InputError(f"batch_size must be a positive integer, got {batch_size}")
+    check_int(batch_size, "batch_size", minimum=1)
 
 
 def _check_masks(model: DropoutModel, masks: list[torch.Tensor]) -> None:

@@ -43,6 +43,7 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from deimos.checks import check_int
 from deimos.errors import DeimosError, InputError
 from deimos.lab.queue.local import MANIFEST
 from deimos.lab.queue.redact import redact
@@ -72,9 +73,7 @@ class S3QueueError(DeimosError, RuntimeError):
 
 
 def check_round_id(round_id: int) -> int:
-    if isinstance(round_id, bool) or not isinstance(round_id, int) or round_id < 0:
-        raise InputError(f"round id must be a non-negative integer, got {round_id!r}")
-    return round_id
+    return check_int(round_id, "round id", minimum=0)
 
 
 def batch_prefix(settings: S3Settings, round_id: int) -> str:

@@ -218,7 +218,7 @@ def test_zero_noise_picks_stay_exact_after_rank_is_exhausted():
         ({"tau_inv": -0.1}, "tau_inv must be >= 0"),
         ({"tau_inv": float("nan")}, "tau_inv must be finite"),
         ({"batch_size": 11}, "batch_size=11 is larger than the 10 pickable candidates"),
-        ({"batch_size": 0}, "batch_size must be at least 1"),
+        ({"batch_size": 0}, "batch_size must be a positive integer"),
         ({"candidates": [0, 10]}, "index 10 is out of range for 10 points"),
         ({"candidates": [-1, 2]}, "index -1 is out of range"),
         ({"candidates": [1, 2, 1]}, "index 1 appears more than once"),

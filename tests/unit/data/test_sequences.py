@@ -133,7 +133,7 @@ def test_read_fasta_file_errors(tmp_path: Path) -> None:
 @pytest.mark.parametrize("length", [0, -3, 2.5, True, "101"])
 def test_read_fasta_rejects_bad_length_argument(tmp_path: Path, length: object) -> None:
     p = _write(tmp_path, ">a\nACGT\n")
-    with pytest.raises(InputError, match="length must be a positive integer"):
+    with pytest.raises(InputError, match=r"length \(or None\) must be a positive integer"):
         read_fasta(p, length=length)  # type: ignore[arg-type]
 
 

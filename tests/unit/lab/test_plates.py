@@ -81,7 +81,7 @@ def test_samples_spill_onto_the_next_plates() -> None:
 def test_no_samples_no_positions_and_bad_counts() -> None:
     assert well_positions(0, PlateLayout()) == []
     for bad in (-1, 2.0, True):
-        with pytest.raises(InputError, match="number of samples must be an integer >= 0"):
+        with pytest.raises(InputError, match="number of samples must be a non-negative integer"):
             well_positions(bad, PlateLayout())  # type: ignore[arg-type]
 
 

@@ -33,5 +33,5 @@ def test_bad_seed_is_refused(bad: object) -> None:
 
 
 def test_bad_round_is_refused() -> None:
-    with pytest.raises(InputError, match="round must be >= 0"):
+    with pytest.raises(InputError, match="round must be a non-negative integer"):
         SeedPlan(0).for_round(-1)

@@ -26,7 +26,7 @@ from deimos.errors import InputError
 from deimos.lab.queue import LabQueue, LocalQueue, S3Queue
 from deimos.lab.queue import local as queue
 from deimos.lab.store import LabelStore
-from tasks.round_tasks import retry_unless_bad_input
+from tasks.round_tasks import retried_task
 
 
 def open_round(campaign: Campaign) -> int | None:
@@ -138,13 +138,7 @@ def record_ingestion(campaign_dir: str, report: dict[str, Any]) -> bool:
     return True
 
 
-@task(
-    name="version-labels",
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=[2, 8],
-    retry_condition_fn=retry_unless_bad_input,
-)
+@retried_task("version-labels", [2, 8])
 def version_labels(campaign_dir: str, message: str) -> str | None:
     """`dvc add data` and commit data.dvc + params.yaml; push to the DVC remote if one is set."""
     root = Campaign(campaign_dir).root
@@ -181,13 +175,7 @@ def measure_batch_simulated(campaign_dir: str, round_id: int) -> str:
     return str(target)
 
 
-@task(
-    name="collect-returned-labels",
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=[2, 10],
-    retry_condition_fn=retry_unless_bad_input,
-)
+@retried_task("collect-returned-labels", [2, 10])
 def collect_returned_labels(campaign_dir: str, round_id: int) -> str | None:
     """The round's returned label file: the local inbox's, else one downloaded from the S3 drop
     zone into the local inbox (when params.yaml has `s3`).

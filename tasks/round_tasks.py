@@ -30,6 +30,19 @@ REPORT_PLOT = "learning_curve.png"
 ARTIFACT_ROWS = 100
 
 
+def retried_task(name: str, delays: list[float], **options: Any) -> Any:
+    """A task that retries transient failures (a busy git lock, a network blip) after each of
+    `delays` seconds, and fails at once on bad input, which no retry can fix."""
+    return task(
+        name=name,
+        cache_policy=NO_CACHE,
+        retries=len(delays),
+        retry_delay_seconds=delays,
+        retry_condition_fn=retry_unless_bad_input,
+        **options,
+    )
+
+
 def retry_unless_bad_input(task: Any, task_run: Any, state: Any) -> bool:
     """Prefect retry condition: transient failures retry, bad input does not."""
     try:
@@ -41,13 +54,7 @@ def retry_unless_bad_input(task: Any, task_run: Any, state: Any) -> bool:
     return False
 
 
-@task(
-    name="restore-data",
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=[2, 10],
-    retry_condition_fn=retry_unless_bad_input,
-)
+@retried_task("restore-data", [2, 10])
 def restore_campaign_data(campaign_dir: str) -> str:
     """Tracked data/ in the workspace (present, pulled from the DVC remote, or regenerated), and
     code.json naming the installed code the stages will run."""
@@ -77,14 +84,7 @@ def summarize_round(campaign_dir: str) -> dict[str, Any]:
     return summary
 
 
-@task(
-    name="publish-batch",
-    cache_policy=NO_CACHE,
-    retries=3,
-    retry_delay_seconds=[1, 4, 16],
-    retry_condition_fn=retry_unless_bad_input,
-    persist_result=True,
-)
+@retried_task("publish-batch", [1, 4, 16], persist_result=True)
 def publish_batch(campaign_dir: str, round_id: int) -> dict[str, Any]:
     """Copy the round's export to the lab queue's outbox (manifest last)."""
     campaign = Campaign(campaign_dir)
@@ -131,13 +131,7 @@ def record_round(campaign_dir: str, summary: dict[str, Any]) -> str:
     return str(png)
 
 
-@task(
-    name="commit-round",
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=[2, 8],
-    retry_condition_fn=retry_unless_bad_input,
-)
+@retried_task("commit-round", [2, 8])
 def commit_round(campaign_dir: str, round_id: int, message: str) -> str | None:
     """Commit dvc.lock, params and reports; tag `round-<k>`; push data/model to the DVC remote."""
     root = Campaign(campaign_dir).root

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: install demo data test bench benchmark study lint format clean
+.PHONY: install demo data test bench benchmark benchmark-cpu splicing-ceiling study lint format clean
 
 install: $(STAMP)
 
@@ -40,6 +40,17 @@ bench: $(STAMP)
 # The paper's comparisons at smoke scale (every task x method x 3 seeds), report in bench-results.
 benchmark: $(STAMP) $(FASHION_MNIST)
 	$(VENV)/bin/deimos benchmark --params benchmarks/params.yaml --out bench-results/smoke
+
+# The evidence grid (cpu scale: 4 tasks x every method x 5 seeds, ~45 min on 2 cores, 2 worker
+# processes) written over the committed docs/benchmark-cpu/: `git diff docs/benchmark-cpu` after
+# a run shows whether it reproduced. Interrupted? Run it again: finished runs are read from runs/.
+benchmark-cpu: $(STAMP) $(FASHION_MNIST)
+	$(VENV)/bin/deimos benchmark --params benchmarks/params-cpu.yaml --workers 2 --out docs/benchmark-cpu
+	git diff --stat -- docs/benchmark-cpu || true
+
+# How well the SplicingCNN learns the simulated assay from 200 to 20,000 labels (README table).
+splicing-ceiling: $(STAMP)
+	$(PY) -m benchmarks.splicing_ceiling
 
 study: $(STAMP)
 	$(PY) -m deimos.acquisition.optimality --out out/batch_optimality

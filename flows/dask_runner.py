@@ -10,13 +10,22 @@ from typing import Any
 
 def dask_task_runner(workers: int = 2, dask_address: str | None = None) -> Any:
     """A `prefect_dask.DaskTaskRunner`: the cluster at `dask_address`, else a local cluster of
-    `workers` single-threaded processes (torch's RNG and thread pool are per process)."""
+    `workers` single-threaded processes (torch's RNG and thread pool are per process).
+
+    Each worker's BLAS/OpenMP pool is one thread too: torch would otherwise start one thread per
+    core in every worker, and two workers on two cores would fight over them.
+    """
     from prefect_dask import DaskTaskRunner
 
     if dask_address:
         return DaskTaskRunner(address=dask_address)
     return DaskTaskRunner(
-        cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True}
+        cluster_kwargs={
+            "n_workers": workers,
+            "threads_per_worker": 1,
+            "processes": True,
+            "env": {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
+        }
     )
 
 

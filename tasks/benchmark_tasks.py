@@ -30,8 +30,13 @@ ARTIFACT_KEY = "deimos-benchmark-report"
 
 
 def run_key(task_: BenchmarkTask, method: str, seed: int) -> str:
-    """A file-name-safe key of a run's full settings: same key = same learning curve."""
-    blob = json.dumps([task_.model_dump(), method, seed], sort_keys=True, default=list)
+    """A file-name-safe key of a run's full settings: same key = same learning curve.
+
+    The threshold is left out: it is read off the curve afterwards and does not change it.
+    """
+    blob = json.dumps(
+        [task_.model_dump(exclude={"threshold"}), method, seed], sort_keys=True, default=list
+    )
     digest = hashlib.sha256(blob.encode()).hexdigest()[:12]
     return f"{task_.name}__{method}__seed{seed}__{digest}"
 

@@ -23,6 +23,7 @@ from deimos.config import (
     PositiveInt,
     Probability,
     Settings,
+    StrictBool,
     parse_settings,
 )
 from deimos.errors import InputError
@@ -31,6 +32,8 @@ from deimos.yaml_files import read_yaml
 logger = logging.getLogger(__name__)
 
 Kind = Literal["regression", "classification"]
+#: When `tau^-1` / `tau_s^-1` is calibrated: on every round's model, or once on round 0's.
+TauCalibration = Literal["every_round", "initial"]
 
 #: The task kind each data set serves.
 DATASET_KINDS: Mapping[str, Kind] = {
@@ -91,6 +94,13 @@ class BenchmarkTask(Settings):
             (Appendix E: 0.1-0.2).
         tau_s_factor: classification `tau_s^-1 = tau_s_factor x` mean class-probability dropout
             variance (Appendix E: 0.001-0.01).
+        sample_labelled: DEIMOS' representative sample S holds the labelled points as well as
+            the candidates (the paper samples S from train and pool); False: the candidates only.
+        tau_calibration: `every_round` recalibrates `tau` on each round's model; `initial`
+            keeps round 0's value for the whole run.
+        splicing_channels: channels of the `SplicingCNN`'s three convolutions (kernel widths 9,
+            9, 5) for `splicing_sim`; None = the model's defaults (the lab loop's network).
+        splicing_hidden_units: `SplicingCNN` hidden widths; None = the model's default.
         noise_sd: label noise of `synthetic_1d`.
         data_seed: seed of the fixed `synthetic_1d` function and its points (the run seed only
             splits them, so all runs learn the same function).
@@ -118,6 +128,10 @@ class BenchmarkTask(Settings):
     patience: PositiveInt = 20
     tau_factor: PositiveFloat = 0.15
     tau_s_factor: PositiveFloat = 0.005
+    sample_labelled: StrictBool = False
+    tau_calibration: TauCalibration = "every_round"
+    splicing_channels: tuple[PositiveInt, PositiveInt, PositiveInt] | None = None
+    splicing_hidden_units: tuple[PositiveInt, ...] | None = None
     noise_sd: NonNegativeFloat = 0.1
     data_seed: NonNegativeInt = 0
     read_depth: PositiveFloat = 100.0
@@ -144,7 +158,7 @@ class BenchmarkTask(Settings):
 #: The task tables, `<scale>.yaml` (shipped with the package: see pyproject's package-data).
 TASKS_DIR = Path(__file__).with_name("tasks")
 #: The scales, in the order `SCALES` lists them.
-SCALE_NAMES = ("smoke", "paper")
+SCALE_NAMES = ("smoke", "cpu", "paper")
 
 
 def load_task_table(path: Path) -> dict[str, BenchmarkTask]:
@@ -174,7 +188,8 @@ def load_task_table(path: Path) -> dict[str, BenchmarkTask]:
     return tasks
 
 
-#: Benchmark settings by scale: `smoke` (seconds per run on CPU) and `paper` (DEIMOS.md sec. 6).
+#: Benchmark settings by scale: `smoke` (seconds per run on CPU: checks that paths run), `cpu`
+#: (the evidence grid: 45 minutes on 2 CPU cores) and `paper` (DEIMOS.md sec. 6, a GPU worker).
 SCALES: Mapping[str, Mapping[str, BenchmarkTask]] = {
     scale: load_task_table(TASKS_DIR / f"{scale}.yaml") for scale in SCALE_NAMES
 }

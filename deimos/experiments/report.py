@@ -64,6 +64,8 @@ LMM_COLUMNS = (
 )
 
 BASELINE = "deimos"
+#: The method labels-to-threshold ratios are taken against (the paper's form: 109/180 = 0.61).
+RANDOM = "random"
 
 
 def mixed_model_tests(results: pd.DataFrame, *, alpha: float = 0.05) -> pd.DataFrame:
@@ -259,6 +261,24 @@ def summary_table(results: pd.DataFrame, thresholds: Mapping[str, float]) -> pd.
         final.rename(columns={"mean": "final_metric", "std": "final_sd"}).reset_index(),
         on=["task", "method"],
     ).merge(final_n.rename("final_n_labels").reset_index(), on=["task", "method"])
+    random_labels = table[table["method"] == RANDOM].set_index("task")["mean_n_labels"]
+    table["ratio_to_random"] = table["mean_n_labels"] / table["task"].map(random_labels)
+    return table
+
+
+def dropout_quality_table(results: pd.DataFrame) -> pd.DataFrame | None:
+    """Appendix E's MC-dropout check per task and round: mean (over methods and seeds) R^2 between
+    squared test error and dropout variance; None when the results carry no `dropout_r2`."""
+    if "dropout_r2" not in results.columns:
+        return None
+    frame = results.dropna(subset=["dropout_r2"])
+    if frame.empty:
+        return None
+    table = frame.pivot_table(
+        index="round", columns="task", values="dropout_r2", aggfunc="mean", sort=False
+    )
+    table = table.reset_index()
+    table.columns.name = None
     return table
 
 
@@ -295,7 +315,8 @@ def write_benchmark_report(tables: BenchmarkTables, out_dir: Path) -> Path:
         "",
         "`mean_n_labels` averages the seeds that reached the threshold (`n_reached` of "
         "`n_seeds`); a dash means no seed reached it within the run. `final_metric` is the "
-        "test metric after the last round (mean, sd over seeds).",
+        "test metric after the last round (mean, sd over seeds). `ratio_to_random` is "
+        "`mean_n_labels` over random's (the paper's form: 109/180 = 0.61; below 1 saves labels).",
         "",
         markdown_table(
             summary[
@@ -308,6 +329,7 @@ def write_benchmark_report(tables: BenchmarkTables, out_dir: Path) -> Path:
                     "n_seeds",
                     "mean_n_labels",
                     "sd_n_labels",
+                    "ratio_to_random",
                     "final_n_labels",
                     "final_metric",
                     "final_sd",
@@ -324,6 +346,18 @@ def write_benchmark_report(tables: BenchmarkTables, out_dir: Path) -> Path:
         markdown_table(lmm) if not lmm.empty else "(no task ran DEIMOS and another method)",
         "",
     ]
+    quality = dropout_quality_table(results)
+    if quality is not None:
+        lines += [
+            "## Does the dropout variance track the error? (Appendix E)",
+            "",
+            "Per round: R^2 between each test point's squared error and its fixed-mask dropout "
+            "variance, averaged over methods and seeds (0: the variance says nothing about "
+            "where the model is wrong).",
+            "",
+            markdown_table(quality, floatfmt=".3f"),
+            "",
+        ]
     if tables.appendix_a is not None and not tables.appendix_a.empty:
         instances = _instance_results(tables.appendix_a)
         plot_ratios(instances, out_dir / APPENDIX_A_PNG)

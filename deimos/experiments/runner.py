@@ -24,8 +24,12 @@ from deimos.experiments.data import BenchmarkData, prepare_benchmark_data
 from deimos.experiments.summary import RESULT_COLUMNS
 from deimos.loop.round import RoundData, RoundSettings, run_round
 from deimos.loop.seeds import SeedPlan
-from deimos.uncertainty.calibration import validation_accuracy, validation_mse
-from deimos.uncertainty.predict import predict_mean
+from deimos.uncertainty.calibration import (
+    validation_accuracy,
+    validation_mse,
+    variance_error_r2,
+)
+from deimos.uncertainty.predict import predict_fixed_masks, predict_mean
 from deimos.uncertainty.train import TrainConfig
 from models import MLP, DropoutModel, ImageCNN
 
@@ -54,6 +58,7 @@ def round_settings(task: BenchmarkTask, method: str) -> RoundSettings:
         train=train_config(task),
         tau_factor=task.tau_factor,
         tau_s_factor=task.tau_s_factor,
+        sample_labelled=task.sample_labelled,
     )
 
 
@@ -119,6 +124,7 @@ def run_benchmark(
     data = prepare_benchmark_data(task, seed)
     settings = round_settings(task, method)
     labelled = [int(i) for i in data.initial_idx]  # row indices into data.X
+    fixed_tau: float | None = None
     rows = []
     for round_id in tqdm(range(task.n_rounds + 1), desc=task.name, disable=not progress):
         unlabelled_idx = np.setdiff1d(data.pool_idx, labelled)  # rows, sorted
@@ -135,23 +141,38 @@ def run_benchmark(
             settings,
             plan.for_round(round_id),
             select_batch=round_id < task.n_rounds,
+            tau_inv=fixed_tau,
         )
+        if task.tau_calibration == "initial" and round_id == 0:
+            fixed_tau = result.tau_inv
         metric = _test_metric(task, result.model, data)
-        rows.append((task.name, method, seed, round_id, len(labelled), metric))
+        r2 = dropout_quality(result.model, data.X[data.test_idx], data.y_test, task.n_masks)
+        rows.append((task.name, method, seed, round_id, len(labelled), metric, r2))
         logger.info(
-            "event=benchmark_round task=%s method=%s seed=%d round=%d n_labels=%d metric=%.4f",
+            "event=benchmark_round task=%s method=%s seed=%d round=%d n_labels=%d metric=%.4f "
+            "dropout_r2=%.3f",
             task.name,
             method,
             seed,
             round_id,
             len(labelled),
             metric,
+            r2,
         )
         if result.selection is not None:
             labelled += [int(unlabelled_idx[i]) for i in result.selection.indices]
-    frame = pd.DataFrame(rows, columns=list(RESULT_COLUMNS[:-1]))
-    frame["metric_name"] = METRIC_NAMES[task.kind]
+    frame = pd.DataFrame(rows, columns=[*RESULT_COLUMNS[:-1], "dropout_r2"])
+    frame.insert(len(RESULT_COLUMNS) - 1, "metric_name", METRIC_NAMES[task.kind])
     return frame
+
+
+def dropout_quality(
+    model: DropoutModel, X_test: np.ndarray, y_test: np.ndarray, n_masks: int
+) -> float:
+    """Appendix E's check of MC dropout on the test set: R^2 between each point's squared error
+    and its predicted dropout variance (`variance_error_r2`), under `n_masks` fixed masks."""
+    preds = predict_fixed_masks(model, X_test, n_masks=n_masks, seed=0, progress=False).numpy()
+    return variance_error_r2(preds, y_test)
 
 
 def _run_splicing(task: BenchmarkTask, method: str, seed: int, *, progress: bool) -> pd.DataFrame:
@@ -170,6 +191,11 @@ def _run_splicing(task: BenchmarkTask, method: str, seed: int, *, progress: bool
         seed=seed,
         read_depth=task.read_depth,
         tau_factor=task.tau_factor,
+        sample_labelled=task.sample_labelled,
+        tau_calibration=task.tau_calibration,
+        conv_channels=task.splicing_channels,
+        hidden_units=task.splicing_hidden_units,
+        dropout_p=task.dropout_p,
         train=train_config(task),
     )
     campaign = run_simulated_campaign(config, progress=progress)
@@ -182,9 +208,10 @@ def _run_splicing(task: BenchmarkTask, method: str, seed: int, *, progress: bool
             "n_labels": campaign["n_labels"].astype(int),
             "metric": campaign["test_mse"].astype(float),
             "metric_name": "mse",
+            "dropout_r2": campaign["dropout_r2"].astype(float),
         }
     )
-    return frame.loc[:, list(RESULT_COLUMNS)].reset_index(drop=True)
+    return frame.loc[:, [*RESULT_COLUMNS, "dropout_r2"]].reset_index(drop=True)
 
 
 def _test_metric(task: BenchmarkTask, model: DropoutModel, data: BenchmarkData) -> float:

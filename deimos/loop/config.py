@@ -7,12 +7,20 @@ agree on names, defaults and checks.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from deimos.acquisition.registry import methods_for
-from deimos.config import MaskCount, NonNegativeInt, PositiveFloat, PositiveInt, Settings
+from deimos.config import (
+    MaskCount,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Probability,
+    Settings,
+    StrictBool,
+)
 from deimos.uncertainty.config import TrainConfig
 
 __all__ = ["AssaySimulation", "SimulationConfig", "campaign_train_config"]
@@ -60,6 +68,12 @@ class SimulationConfig(AssaySimulation):
         n_masks: fixed dropout masks J.
         methods: regression acquisition methods to compare, each from the same start.
         tau_factor: `tau^-1 = tau_factor x` mean validation dropout variance.
+        sample_labelled: DEIMOS' representative sample S also holds the labelled sequences.
+        tau_calibration: `every_round` recalibrates `tau` on each round's model; `initial` keeps
+            round 0's.
+        conv_channels: the `SplicingCNN`'s three convolution widths; None = its defaults.
+        hidden_units: the `SplicingCNN`'s hidden widths; None = its default.
+        dropout_p: the `SplicingCNN`'s dropout probability.
         train: training settings (seed and task are set per round by the round kernel).
     """
 
@@ -69,6 +83,11 @@ class SimulationConfig(AssaySimulation):
     n_masks: MaskCount = 50
     methods: tuple[str, ...] = ("deimos", "random")
     tau_factor: PositiveFloat = 0.15
+    sample_labelled: StrictBool = False
+    tau_calibration: Literal["every_round", "initial"] = "every_round"
+    conv_channels: tuple[PositiveInt, PositiveInt, PositiveInt] | None = None
+    hidden_units: tuple[PositiveInt, ...] | None = None
+    dropout_p: Probability = 0.2
     train: TrainConfig = Field(default_factory=campaign_train_config)
 
     @field_validator("methods")

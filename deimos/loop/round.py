@@ -239,11 +239,14 @@ def run_round(
     seeds: RoundSeeds,
     *,
     select_batch: bool = True,
+    tau_inv: float | None = None,
     progress: bool = False,
 ) -> RoundResult:
     """Fit, predict, calibrate and (when `select_batch`) acquire, in one process.
 
     `select_batch=False` is a run's last round: the model is fitted and scored, nothing picked.
+    `tau_inv` given: use it instead of this round's calibration (DEIMOS.md sec. 2 reads Appendix
+    E as one `tau` from the initial model, kept over rounds).
     """
     model, result = fit_round_model(
         build_model, data.X_train, data.y_train, data.X_val, data.y_val, settings, seeds
@@ -253,7 +256,8 @@ def run_round(
     preds = predict_round(
         model, data.X_candidates, data.X_val, settings, seeds, X_train=data.X_train
     )
-    tau_inv = calibrate_tau(preds.validation, settings)
+    if tau_inv is None or not settings.needs_predictions:
+        tau_inv = calibrate_tau(preds.validation, settings)
     picks = acquire(
         preds, tau_inv, settings, seeds, n_candidates=len(data.X_candidates), progress=progress
     )

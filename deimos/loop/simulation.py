@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,7 +25,8 @@ from deimos.data.onehot import one_hot
 from deimos.loop.config import SimulationConfig
 from deimos.loop.round import RoundData, RoundSettings, run_round
 from deimos.loop.seeds import SeedPlan
-from deimos.uncertainty.predict import predict_mean
+from deimos.uncertainty.calibration import variance_error_r2
+from deimos.uncertainty.predict import predict_fixed_masks, predict_mean
 from models.splicing import SplicingCNN
 
 logger = logging.getLogger(__name__)
@@ -37,8 +39,9 @@ def run_simulated_campaign(config: SimulationConfig, *, progress: bool = True) -
     same kernel the lab loop's stages and the benchmark run.
 
     Returns:
-        One row per (method, round): `method, round, n_labels, test_mse, tau_inv, batch_gain,
-        seconds`, where round 0 is the model trained on the initial labels only.
+        One row per (method, round): `method, round, n_labels, test_mse, tau_inv, dropout_r2,
+        batch_gain, seconds` (`dropout_r2`: Appendix E's R^2 between squared test error and
+        dropout variance), where round 0 is the model trained on the initial labels only.
     """
     plan = SeedPlan(config.seed)
     rng = np.random.default_rng(plan.split())
@@ -66,7 +69,9 @@ def run_simulated_campaign(config: SimulationConfig, *, progress: bool = True) -
                 n_masks=config.n_masks,
                 train=config.train,
                 tau_factor=config.tau_factor,
+                sample_labelled=config.sample_labelled,
             )
+            fixed_tau: float | None = None
             labelled = list(initial)  # positions in pool_idx
             y_labelled = list(_measure(assay, ids, library.seqs, pool_idx[initial]))
             for round_id in range(config.n_rounds + 1):
@@ -81,14 +86,21 @@ def run_simulated_campaign(config: SimulationConfig, *, progress: bool = True) -
                     X_candidates=X_all[pool_idx[unlabelled]],
                 )
                 result = run_round(
-                    _splicing_model,
+                    lambda init_seed: _splicing_model(config, init_seed),
                     data,
                     settings,
                     plan.for_round(round_id),
                     select_batch=round_id < config.n_rounds,
+                    tau_inv=fixed_tau,
                 )
+                if config.tau_calibration == "initial" and round_id == 0:
+                    fixed_tau = result.tau_inv
                 test_pred = predict_mean(result.model, X_all[test_idx], progress=False).numpy()
                 test_mse = float(np.mean((test_pred - truth_test) ** 2))
+                masked = predict_fixed_masks(
+                    result.model, X_all[test_idx], n_masks=config.n_masks, seed=0, progress=False
+                ).numpy()
+                dropout_r2 = variance_error_r2(masked, truth_test)
                 batch_gain = float("nan")
                 if result.selection is not None:
                     batch_gain = float(np.sum(result.selection.gains))
@@ -102,6 +114,7 @@ def run_simulated_campaign(config: SimulationConfig, *, progress: bool = True) -
                         "n_labels": n_train,
                         "test_mse": test_mse,
                         "tau_inv": result.tau_inv,
+                        "dropout_r2": dropout_r2,
                         "batch_gain": batch_gain,
                         "seconds": round(time.perf_counter() - start, 2),
                     }
@@ -117,8 +130,13 @@ def run_simulated_campaign(config: SimulationConfig, *, progress: bool = True) -
     return pd.DataFrame(rows)
 
 
-def _splicing_model(init_seed: int) -> SplicingCNN:
-    return SplicingCNN(seed=init_seed)
+def _splicing_model(config: SimulationConfig, init_seed: int) -> SplicingCNN:
+    widths: dict[str, Any] = {}
+    if config.conv_channels is not None:
+        widths["conv_channels"] = config.conv_channels
+    if config.hidden_units is not None:
+        widths["hidden_units"] = config.hidden_units
+    return SplicingCNN(seed=init_seed, dropout_p=config.dropout_p, **widths)
 
 
 def _measure(

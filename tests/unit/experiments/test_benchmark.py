@@ -33,7 +33,8 @@ def tiny_runs() -> dict[str, pd.DataFrame]:
 @pytest.mark.parametrize("method", ["deimos", "random"])
 def test_run_returns_tidy_learning_curve(tiny_runs, method):
     frame = tiny_runs[method]
-    assert tuple(frame.columns) == RESULT_COLUMNS
+    assert tuple(frame.columns) == (*RESULT_COLUMNS, "dropout_r2")
+    assert frame["dropout_r2"].between(0.0, 1.0).all()
     assert frame["round"].tolist() == [0, 1, 2]
     assert frame["n_labels"].tolist() == [10, 12, 14]  # n_initial, then + batch_size per round
     assert (frame["task"] == "digits_7v9_b1").all()
@@ -167,8 +168,8 @@ def test_plot_writes_a_png(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["curves.png"]  # no temporary left
 
 
-def test_smoke_and_paper_scales_are_valid_tasks():
-    assert set(SCALES) == {"smoke", "paper"}
+def test_smoke_cpu_and_paper_scales_are_valid_tasks():
+    assert set(SCALES) == {"smoke", "cpu", "paper"}
     for scale in SCALES.values():
         for name, task in scale.items():
             assert isinstance(task, BenchmarkTask)
@@ -187,7 +188,7 @@ def test_every_task_of_the_issue_exists_at_both_scales():
         "digits_7v9_b1": 1,
         "synthetic_1d": None,
     }
-    for scale in SCALES.values():
+    for scale in (SCALES["smoke"], SCALES["paper"]):
         assert set(scale) == set(expected)
         for name, batch in expected.items():
             if batch is not None:
@@ -195,6 +196,18 @@ def test_every_task_of_the_issue_exists_at_both_scales():
     paper = SCALES["paper"]
     assert all(t.n_masks == 50 for t in paper.values())
     assert paper["fashion_10_b100"].pool_size == 2000 and paper["fashion_10_b100"].n_initial == 30
+
+
+def test_cpu_scale_has_the_evidence_tasks_at_the_paper_settings_that_matter():
+    cpu = SCALES["cpu"]
+    assert list(cpu) == ["fashion_7v9_b5", "fashion_10_b50", "splicing_b25", "synthetic_1d"]
+    assert all(t.n_masks == 50 for t in cpu.values())
+    assert all(2000 <= t.pool_size <= 5000 for t in cpu.values() if t.pool_size is not None)
+    f79, f10, splicing = cpu["fashion_7v9_b5"], cpu["fashion_10_b50"], cpu["splicing_b25"]
+    assert (f79.n_initial, f79.batch_size) == (10, 5)
+    assert 90 <= f79.n_initial + f79.n_rounds * f79.batch_size <= 160
+    assert (f10.n_initial, f10.batch_size) == (30, 50)
+    assert 75 <= splicing.n_initial <= 100 and splicing.batch_size == 25
 
 
 # The smoke 1-D task with fewer epochs: a Figure 1 in about a second.

@@ -64,6 +64,9 @@ def test_task_table_lists_tasks_in_file_order_with_their_key_as_name(tmp_path):
         ({**DIGITS, "pool_size": 5}, "digits: pool_size=5 is smaller than n_initial"),
         ({k: v for k, v in DIGITS.items() if k != "epochs"}, "digits.epochs: Field required"),
         ({**DIGITS, "name": "other"}, "digits.name: a task's name is its key"),
+        ({**DIGITS, "tau_calibration": "weekly"}, "digits.tau_calibration: Input should be"),
+        ({**DIGITS, "sample_labelled": "yes"}, "digits.sample_labelled: Input should be a valid"),
+        ({**DIGITS, "splicing_channels": [32, 64]}, "digits.splicing_channels[2]: Field required"),
         ([1, 2], "digits: expected a mapping of task fields, got list"),
     ],
 )
@@ -186,3 +189,18 @@ def test_cli_bad_override_in_the_params_file_exits_2_and_writes_nothing(tmp_path
     assert not out.exists()
     assert bad.read_text() == text
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+
+
+def test_run_key_follows_every_setting_of_the_curve_but_not_the_threshold():
+    from tasks.benchmark_tasks import run_key
+
+    task = SCALES["cpu"]["splicing_b25"]
+    key = run_key(task, "deimos", 0)
+    assert run_key(task.replace(threshold=0.05), "deimos", 0) == key
+    for changed in (
+        task.replace(sample_labelled=True),
+        task.replace(tau_calibration="initial"),
+        task.replace(splicing_channels=(16, 32, 32)),
+    ):
+        assert run_key(changed, "deimos", 0) != key
+    assert run_key(task, "deimos", 1) != key and run_key(task, "random", 0) != key

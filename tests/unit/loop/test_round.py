@@ -122,3 +122,13 @@ def test_embeddings_do_not_depend_on_the_batch() -> None:
     alone = penultimate_embeddings(model, X[37:38], batch_size=64)
     np.testing.assert_array_equal(full[37:38].numpy(), alone.numpy())
     assert full.shape == (160, 16)
+
+
+def test_a_given_tau_replaces_the_rounds_calibration() -> None:
+    seeds = SeedPlan(2).for_round(1)
+    calibrated = run_round(build, DATA, settings(), seeds)
+    fixed = 50 * calibrated.tau_inv  # so large that the gains shrink visibly
+    kept = run_round(build, DATA, settings(), seeds, tau_inv=fixed)
+    assert kept.tau_inv == fixed
+    assert kept.selection is not None and calibrated.selection is not None
+    assert sum(kept.selection.gains) < sum(calibrated.selection.gains)

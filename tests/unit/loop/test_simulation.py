@@ -116,3 +116,18 @@ def test_lab_loop_and_simulation_accept_the_registrys_regression_methods():
         assert SimulationConfig(methods=(method,)).methods == (method,)
     with pytest.raises(InputError, match="deimos, random, maxvar, kcenter"):
         CampaignParams(method="maxent")
+
+
+def test_tau_from_round_0_is_kept_and_the_network_is_configurable():
+    small = {**TINY, "methods": ("deimos",), "conv_channels": (8, 16, 16), "hidden_units": (8,)}
+    every = run_simulated_campaign(SimulationConfig(**small), progress=False)
+    kept = run_simulated_campaign(
+        SimulationConfig(**small, tau_calibration="initial"), progress=False
+    )
+    picked = every["round"] < 2  # the last round fits and scores, it picks nothing
+    assert every.loc[picked, "tau_inv"].nunique() == 2  # recalibrated on each round's model
+    assert kept.loc[picked, "tau_inv"].nunique() == 1
+    assert kept["tau_inv"].iloc[0] == every["tau_inv"].iloc[0]
+    assert every["dropout_r2"].between(0.0, 1.0).all()
+    with pytest.raises(InputError, match=r"SimulationConfig\.tau_calibration"):
+        SimulationConfig(**small, tau_calibration="weekly")

@@ -120,7 +120,7 @@ def add_commands(sub: Any) -> None:
         "benchmark", help="compare acquisition methods on the paper's tasks (Prefect flow)"
     )
     p.add_argument("--params", type=Path, help="benchmark parameters (YAML)")
-    p.add_argument("--scale", choices=("smoke", "paper"), help="default smoke")
+    p.add_argument("--scale", choices=("smoke", "cpu", "paper"), help="default smoke")
     p.add_argument("--tasks", nargs="+", help="task names (default: all of the scale)")
     p.add_argument("--methods", nargs="+", help="methods (default: all that apply)")
     p.add_argument("--seeds", type=int, help="runs per task and method (default 3)")

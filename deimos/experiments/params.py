@@ -82,7 +82,7 @@ class BenchmarkParams(Settings):
     """What a benchmark run covers (`benchmarks/params.yaml` or the CLI).
 
     Attributes:
-        scale: "smoke" (CI-sized) or "paper" (DEIMOS.md sec. 6 settings; meant for a GPU worker).
+        scale: "smoke" (CI-sized), "cpu" (the evidence grid) or "paper" (DEIMOS.md sec. 6).
         tasks: task names of the scale; empty = all of them.
         methods: acquisition methods; empty = every method that applies to each task. A method
             named here that does not apply to a task is skipped for that task.

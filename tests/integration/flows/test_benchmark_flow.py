@@ -47,7 +47,7 @@ def test_flow_writes_the_tidy_table_and_the_report(flow_run):
     assert result["n_runs"] == 3 * 2 + 2 * 2
     results = pd.read_csv(out / report.RESULTS_CSV)
     assert list(results.columns) == ["task", "method", "seed", "round", "n_labels", "metric",
-                                     "metric_name"]  # fmt: skip
+                                     "metric_name", "dropout_r2"]  # fmt: skip
     counts = results.groupby(["task", "method"]).size().to_dict()
     assert counts == {
         ("synthetic_1d", "deimos"): 6,
@@ -141,7 +141,7 @@ def test_same_seeds_give_every_method_the_same_start(flow_run):
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"scale": "huge"}, "scale: must be one of smoke, paper"),
+        ({"scale": "huge"}, "scale: must be one of smoke, cpu, paper"),
         ({"tasks": ["mnist"]}, "tasks[0]: unknown task at scale 'smoke'"),
         ({"methods": ["coreset"]}, "methods[0]: unknown method; valid: bald"),
         ({"seeds": 0}, "seeds: Input should be greater than or equal to 1 (got 0)"),

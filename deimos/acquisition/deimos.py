@@ -21,6 +21,12 @@ Regression has one subtlety: a picked sample point's row of `V` becomes exactly 
 known up to the noise it was observed with), while `f_n M f_x^T` does not; so a picked sample
 point leaves `G`. Classification has no `tau^-1` on the diagonal (the smoothing `tau_s^-1` only
 enters the inverted `c x c` block), so there picked points stay in `G` with their conditioned rows.
+
+Classification keeps two `c x c` blocks per candidate. Probabilities sum to one under every mask,
+so the blocks live in the `c - 1` sum-to-zero coordinates (`blocks.sum_to_zero_basis`); there
+binary problems are scalar and the EI traces come from a batch-last packed elimination
+(`blocks.trace_solve_packed_`) instead of 60,000 tiny inverses. Measured with
+`python -m benchmarks.acquisition`: n = 60,000, c = 10, J = 50, b = 100 in ~6 s (was ~30 s).
 """
 
 from __future__ import annotations
@@ -32,6 +38,12 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from deimos.acquisition.blocks import (
+    pack_upper,
+    packed_row_starts,
+    sum_to_zero_basis,
+    trace_solve_packed_,
+)
 from deimos.acquisition.selection import (
     ArrayLike,
     Selection,
@@ -46,6 +58,11 @@ logger = logging.getLogger(__name__)
 # treated as known: its EI is 0 and conditioning on it changes nothing (avoids 0/0 when tau^-1 = 0).
 _RELATIVE_VARIANCE_FLOOR = 1e-12
 _INIT_CHUNK_ROWS = 1 << 16
+# Rows of F_C (candidates x block size) per update GEMM: small enough for its product to stay
+# in cache for the two batched updates that read it.
+_UPDATE_CHUNK_ROWS = 1 << 14
+# Largest |1^T F_x| relative to max |F| treated as zero: float32 softmax rounding is ~1e-7.
+_SUM_TO_ZERO_TOLERANCE = 1e-5
 
 
 def centred_factors(preds: torch.Tensor) -> torch.Tensor:
@@ -249,55 +266,154 @@ def _greedy_classification(
     tau_s: float,
     progress: bool,
 ) -> tuple[list[int], list[float]]:
-    """Greedy picks for classification (eq. (6)). `F_S`: `(n, c, J)`, `F_C`: `(m, c, J)`."""
-    n_classes, n_masks = F_S.shape[1], F_S.shape[2]
-    F_S_flat = F_S.reshape(-1, n_masks)  # (n c, J)
-    G = F_S_flat.T @ F_S_flat  # (J, J) = sum_k F_k^T F_k
-    m = F_C.shape[0]
-    P = torch.empty(m, n_classes, n_classes, dtype=F_C.dtype, device=F_C.device)  # V_xx
-    Q = torch.empty_like(P)  # V_Sx^T V_Sx
-    for start in range(0, m, _INIT_CHUNK_ROWS):
-        block = F_C[start : start + _INIT_CHUNK_ROWS]  # (chunk, c, J)
-        stop = start + block.shape[0]
-        P[start:stop] = block @ block.transpose(1, 2)
-        Q[start:stop] = (block @ G) @ block.transpose(1, 2)
-    M = torch.eye(n_masks, dtype=F_C.dtype, device=F_C.device)
-    eye_c = torch.eye(n_classes, dtype=F_C.dtype, device=F_C.device)
-    F_C_flat = F_C.reshape(-1, n_masks)  # (m c, J)
+    """Greedy picks for classification (eq. (6)). `F_S`: `(n, c, J)`, `F_C`: `(m, c, J)`.
 
-    blocked = torch.zeros(m, dtype=torch.bool, device=F_C.device)
+    When every block's columns sum to zero (class probabilities that sum to one, in any dtype),
+    the blocks are rewritten in the `c - 1` coordinates of `sum_to_zero_basis`: same picks and
+    gains, `(c - 1)^2 / c^2` of the work, and binary problems become scalar ones.
+    """
+    n_classes = F_S.shape[1]
+    if n_classes > 1 and _columns_sum_to_zero(F_S) and (F_C is F_S or _columns_sum_to_zero(F_C)):
+        basis = sum_to_zero_basis(n_classes, F_S.dtype, F_S.device)  # (c, c - 1)
+        same = F_C is F_S
+        F_S = _in_basis(F_S, basis)
+        F_C = F_S if same else _in_basis(F_C, basis)
+    if F_S.shape[1] == 1:
+        return _greedy_scalar_blocks(F_S[:, 0, :], F_C[:, 0, :], batch_size, tau_s, progress)
+    return _greedy_blocks(F_S, F_C, batch_size, tau_s, progress)
+
+
+def _columns_sum_to_zero(F: torch.Tensor) -> bool:
+    """Whether `1^T F_x = 0` for every block, up to rounding of float32 probabilities."""
+    scale = float(F.abs().max())
+    return scale == 0.0 or float(F.sum(dim=1).abs().max()) <= _SUM_TO_ZERO_TOLERANCE * scale
+
+
+def _in_basis(F: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    """`(n, c, J)` blocks -> `(n, k, J)` coordinates `basis^T F_x` (one GEMM over all rows)."""
+    n, n_classes, n_masks = F.shape
+    coords = F.transpose(1, 2).reshape(n * n_masks, n_classes) @ basis  # (n J, k)
+    return coords.reshape(n, n_masks, -1).transpose(1, 2).contiguous()
+
+
+def _greedy_scalar_blocks(
+    f_S: torch.Tensor,
+    f_C: torch.Tensor,
+    batch_size: int,
+    tau_s: float,
+    progress: bool,
+) -> tuple[list[int], list[float]]:
+    """Binary classification in the sum-to-zero coordinate: `f_S`: `(n, J)`, `f_C`: `(m, J)`.
+
+    The blocks are scalars, `p_x = V_xx` and `q_x = V_Sx^T V_Sx`, and `EI(x) = q_x / (p_x +
+    tau_s)`; each pick costs one pass over `f_C` with two `J`-vectors, like regression.
+    """
+    n_masks = f_S.shape[1]
+    G = f_S.T @ f_S  # (J, J)
+    p = torch.empty(f_C.shape[0], dtype=f_C.dtype, device=f_C.device)
+    q = torch.empty_like(p)
+    for start in range(0, f_C.shape[0], _INIT_CHUNK_ROWS):
+        block = f_C[start : start + _INIT_CHUNK_ROWS]
+        p[start : start + block.shape[0]] = (block * block).sum(dim=1)
+        q[start : start + block.shape[0]] = ((block @ G) * block).sum(dim=1)
+    M = torch.eye(n_masks, dtype=f_C.dtype, device=f_C.device)
+    blocked = torch.zeros_like(p, dtype=torch.bool)
+    ei = torch.empty_like(p)
+    vectors = torch.empty(n_masks, 2, dtype=f_C.dtype, device=f_C.device)
     picks: list[int] = []
     gains: list[float] = []
     for _ in tqdm(range(batch_size), desc="DEIMOS picks", disable=not progress, leave=False):
-        # eq. (6): EI(x) = tr((V_xx + tau_s^-1 I)^-1 V_Sx^T V_Sx); both factors are symmetric,
-        # so the trace is the sum of their elementwise product. A batched inverse beats a batched
-        # Cholesky solve for c x c blocks on CPU.
-        inv_blocks, _ = torch.linalg.inv_ex(P + tau_s * eye_c)
-        ei = (inv_blocks * Q).sum(dim=(1, 2))
+        torch.add(p, tau_s, out=ei)
+        torch.div(q, ei, out=ei)
         ei.masked_fill_(blocked, -math.inf)
         best = int(torch.argmax(ei))
         picks.append(best)
         gains.append(float(ei[best]))
         blocked[best] = True
 
-        F_n = F_C[best]  # (c, J)
-        U = M @ F_n.T  # (J, c)
-        # Fold A = (V_nn + tau_s^-1 I)^-1 = W W^T into the update vectors (W = L^-T for the
-        # Cholesky factor L of V_nn + tau_s^-1 I): M' = M - U A U^T = M - U~ U~^T, U~ = U W.
-        chol_n = torch.linalg.cholesky(F_n @ U + tau_s * eye_c)  # (c, c)
-        W = torch.linalg.solve_triangular(chol_n, eye_c, upper=False).T  # (c, c)
-        U_w = U @ W  # (J, c)
-        Y_w = M @ (G @ U_w)  # (J, c)
-        K_w = U_w.T @ (G @ U_w)  # (c, c)
-        BC = (F_C_flat @ torch.cat([U_w, Y_w], dim=1)).reshape(m, n_classes, 2 * n_classes)
-        B, C = BC[..., :n_classes], BC[..., n_classes:]  # B_x = F_x U~, C_x = F_x M G U~
-        # Q' = F_x M' G M' F_x^T = Q - B C^T - C B^T + B K~ B^T = Q - B E^T - E B^T,
-        # E = C - B K~ / 2
-        E = torch.sub(
-            C, (B.reshape(-1, n_classes) @ K_w).reshape(m, n_classes, n_classes), alpha=0.5
-        )
-        P.sub_(B @ B.transpose(1, 2))
-        cross = B @ E.transpose(1, 2)
-        Q.sub_(cross).sub_(cross.transpose(1, 2))
+        f_n = f_C[best]  # (J,)
+        u = M @ f_n
+        u_w = u / math.sqrt(float(f_n @ u) + tau_s)  # M' = M - u_w u_w^T
+        g_u = G @ u_w
+        vectors[:, 0] = u_w
+        # e = M G u_w - (u_w^T G u_w / 2) u_w, so that q' = q - 2 b e_x (see _greedy_blocks).
+        torch.sub(M @ g_u, u_w, alpha=0.5 * float(u_w @ g_u), out=vectors[:, 1])
+        be = f_C @ vectors  # (m, 2)
+        b = be[:, 0]
+        p.sub_(b * b)
+        q.addcmul_(b, be[:, 1], value=-2.0)
+        M.sub_(torch.outer(u_w, u_w))
+    return picks, gains
+
+
+def _greedy_blocks(
+    F_S: torch.Tensor,
+    F_C: torch.Tensor,
+    batch_size: int,
+    tau_s: float,
+    progress: bool,
+) -> tuple[list[int], list[float]]:
+    """Greedy picks with `k x k` blocks: `F_S`: `(n, k, J)`, `F_C`: `(m, k, J)`, `k >= 2`.
+
+    Per candidate we keep `P_x = F_x M F_x^T` (`V_xx`) and `Q_x = F_x M G M F_x^T`
+    (`V_Sx^T V_Sx`), both `(m, k, k)`. A pick with `U~ = M F_n^T W` (`W W^T = (V_nn + tau_s
+    I)^-1`) changes `M` to `M - U~ U~^T`, hence `P_x -= B_x B_x^T` and `Q_x -= B_x E_x^T + E_x
+    B_x^T` with `B_x = F_x U~` and `E_x = F_x (M G U~ - U~ K / 2)`, `K = U~^T G U~`. One GEMM of
+    all candidates' rows with `[U~, E, U~]` gives `B` and `E` laid out so that each update is a
+    single batched product; it runs over chunks of candidates so the product stays in cache.
+    """
+    m, k, n_masks = F_C.shape
+    F_S_flat = F_S.reshape(-1, n_masks)  # (n k, J)
+    G = F_S_flat.T @ F_S_flat  # (J, J) = sum_k F_k^T F_k
+    P = torch.empty(m, k, k, dtype=F_C.dtype, device=F_C.device)  # V_xx
+    Q = torch.empty_like(P)  # V_Sx^T V_Sx
+    for start in range(0, m, _INIT_CHUNK_ROWS):
+        block = F_C[start : start + _INIT_CHUNK_ROWS]  # (chunk, k, J)
+        stop = start + block.shape[0]
+        P[start:stop] = block @ block.transpose(1, 2)
+        Q[start:stop] = (block @ G) @ block.transpose(1, 2)
+    M = torch.eye(n_masks, dtype=F_C.dtype, device=F_C.device)
+    eye_k = torch.eye(k, dtype=F_C.dtype, device=F_C.device)
+    F_C_flat = F_C.reshape(-1, n_masks)  # (m k, J)
+
+    n_packed = k * (k + 1) // 2
+    a = torch.empty(n_packed, m, dtype=F_C.dtype, device=F_C.device)
+    q = torch.empty_like(a)
+    diagonal_rows = packed_row_starts(k)[:k]
+    chunk = max(1, min(m, _UPDATE_CHUNK_ROWS // k))
+    products = torch.empty(chunk * k, 3 * k, dtype=F_C.dtype, device=F_C.device)
+    blocked = torch.zeros(m, dtype=torch.bool, device=F_C.device)
+    picks: list[int] = []
+    gains: list[float] = []
+    for _ in tqdm(range(batch_size), desc="DEIMOS picks", disable=not progress, leave=False):
+        # eq. (6): EI(x) = tr((V_xx + tau_s^-1 I)^-1 V_Sx^T V_Sx).
+        pack_upper(P, out=a)
+        pack_upper(Q, out=q)
+        for row in diagonal_rows:
+            a[row].add_(tau_s)
+        ei = trace_solve_packed_(a, q, k)
+        ei.masked_fill_(blocked, -math.inf)
+        best = int(torch.argmax(ei))
+        picks.append(best)
+        gains.append(float(ei[best]))
+        blocked[best] = True
+
+        F_n = F_C[best]  # (k, J)
+        U = M @ F_n.T  # (J, k)
+        chol_n = torch.linalg.cholesky(F_n @ U + tau_s * eye_k)  # (k, k)
+        W = torch.linalg.solve_triangular(chol_n, eye_k, upper=False).T  # W W^T = (.)^-1
+        U_w = U @ W  # (J, k)
+        G_U = G @ U_w
+        E_w = torch.sub(M @ G_U, U_w @ (U_w.T @ G_U), alpha=0.5)  # (J, k)
+        right = torch.cat([U_w, E_w, U_w], dim=1)  # (J, 3k)
+        for start in range(0, m, chunk):
+            stop = min(m, start + chunk)
+            V = torch.mm(
+                F_C_flat[start * k : stop * k], right, out=products[: (stop - start) * k]
+            ).view(stop - start, k, 3 * k)
+            B = V[..., :k]
+            # [B, E] [E, B]^T = B E^T + E B^T
+            P[start:stop].baddbmm_(B, B.transpose(1, 2), alpha=-1.0)
+            Q[start:stop].baddbmm_(V[..., : 2 * k], V[..., k:].transpose(1, 2), alpha=-1.0)
         M.sub_(U_w @ U_w.T)
     return picks, gains

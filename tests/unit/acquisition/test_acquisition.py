@@ -8,7 +8,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deimos.acquisition.deimos import centred_factors, deimos_expected_improvement, select_deimos
+from deimos.acquisition.deimos import (
+    _columns_sum_to_zero,
+    centred_factors,
+    deimos_expected_improvement,
+    select_deimos,
+)
 from deimos.errors import InputError
 from tests.helpers.dense_reference import dense_covariance, dense_select
 
@@ -271,3 +276,51 @@ def test_acquisition_function_rejects_classification_and_bad_tau():
         deimos_expected_improvement(np.ones((4, 2, 5)) / 2, 0.1)
     with pytest.raises(InputError):
         deimos_expected_improvement(np.random.default_rng(0).normal(size=(4, 5)), -1.0)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_binary_classification_matches_dense_reference(seed):
+    # c = 2 runs as a scalar problem in the sum-to-zero coordinate.
+    rng = np.random.default_rng(500 + seed)
+    n = int(rng.integers(20, 60))
+    probs = _probs(rng, n, 2, int(rng.integers(2, 12)))
+    b = int(rng.integers(1, 21))
+    tau_s = float(rng.uniform(1e-4, 1e-2))
+    candidates = None if seed % 2 else rng.choice(n, size=20, replace=False)
+    got = select_deimos(probs, b, tau_inv=tau_s, candidates=candidates)
+    _assert_same(got, dense_select(probs, b, tau_s, candidates=candidates))
+    pool = _probs(rng, 30, 2, probs.shape[2])
+    got = select_deimos(probs, b, tau_inv=tau_s, pool_preds=pool)
+    _assert_same(got, dense_select(probs, b, tau_s, pool_preds=pool))
+
+
+@pytest.mark.parametrize("c", [6, 10])
+def test_many_classes_match_dense_reference(c):
+    rng = np.random.default_rng(c)
+    probs = _probs(rng, 60, c, 15)
+    _assert_same(select_deimos(probs, 25, tau_inv=2e-3), dense_select(probs, 25, 2e-3))
+
+
+def test_float32_softmax_probabilities_take_the_fast_path_and_keep_dense_picks():
+    # float32 probabilities sum to one only up to rounding; the reduced coordinates must still
+    # give the picks of the dense algorithm run on the same (float32-rounded) numbers.
+    rng = np.random.default_rng(21)
+    logits = torch.from_numpy(rng.normal(scale=1.5, size=(80, 5, 12))).float()
+    probs = torch.softmax(logits, dim=1)
+    assert float((probs.sum(dim=1) - 1).abs().max()) > 0  # really not exact
+    assert _columns_sum_to_zero(centred_factors(probs.double()))
+    got = select_deimos(probs, 20, tau_inv=1e-3)
+    _assert_same(got, dense_select(probs.double().numpy(), 20, 1e-3))
+
+
+def test_scores_that_do_not_sum_to_one_use_the_general_blocks():
+    # Unnormalised per-class scores: 1^T F_x != 0, so nothing may be projected away.
+    rng = np.random.default_rng(22)
+    scores = rng.gamma(2.0, 1.0, size=(50, 4, 10))
+    assert not _columns_sum_to_zero(centred_factors(torch.from_numpy(scores)))
+    got = select_deimos(scores, 15, tau_inv=1e-2)
+    _assert_same(got, dense_select(scores, 15, 1e-2))
+    # A pool that sums to one with a sample that does not: still the general path, still exact.
+    pool = _probs(rng, 30, 4, 10)
+    got = select_deimos(scores, 10, tau_inv=1e-2, pool_preds=pool)
+    _assert_same(got, dense_select(scores, 10, 1e-2, pool_preds=pool))

@@ -10,6 +10,47 @@ os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="deimos-prefect-ho
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ["DVC_NO_ANALYTICS"] = "1"
 
+# -- tests marked `cuda` (tests/cuda; `make gpu-check`) -----------------------------------------
+
+#: The device the `cuda` tests run on: "cuda" (default) or "cpu", which dry-runs them on the CPU
+#: (CPU compared with CPU) to check the test code on a machine without a GPU. The same variable
+#: is read by `benchmarks.gpu_check`.
+CHECK_DEVICE_ENV = "DEIMOS_CHECK_DEVICE"
+NO_CUDA_REASON = (
+    "no CUDA device: torch.cuda.is_available() is False "
+    f"(set {CHECK_DEVICE_ENV}=cpu to dry-run these tests on the CPU)"
+)
+
+
+def _check_device_name() -> str:
+    name = os.environ.get(CHECK_DEVICE_ENV, "cuda")
+    if name not in ("cuda", "cpu"):
+        raise pytest.UsageError(f"{CHECK_DEVICE_ENV} must be 'cuda' or 'cpu', got {name!r}")
+    return name
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip every `cuda` test, with the reason, when there is no CUDA device to run it on.
+
+    torch is imported only when such a test was collected, so other runs do not pay for it.
+    """
+    cuda_items = [item for item in items if item.get_closest_marker("cuda")]
+    if not cuda_items or _check_device_name() == "cpu":
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        for item in cuda_items:
+            item.add_marker(pytest.mark.skip(reason=NO_CUDA_REASON))
+
+
+@pytest.fixture(scope="session")
+def check_device():
+    """The `torch.device` a `cuda` test runs on (CUDA, or CPU under DEIMOS_CHECK_DEVICE=cpu)."""
+    import torch
+
+    return torch.device(_check_device_name())
+
 
 @pytest.fixture(scope="session")
 def prefect_server():

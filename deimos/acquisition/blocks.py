@@ -98,4 +98,5 @@ def sum_to_zero_basis(n_classes: int, dtype: torch.dtype, device: torch.device) 
     ones_first = torch.eye(n_classes, dtype=torch.float64)
     ones_first[:, 0] = 1.0
     q, _ = torch.linalg.qr(ones_first)
-    return q[:, 1:].to(dtype=dtype, device=device).contiguous()
+    basis: torch.Tensor = q[:, 1:].to(dtype=dtype, device=device).contiguous()
+    return basis

@@ -12,9 +12,11 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import resource
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -358,7 +360,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{CODE_FILE}: {'updated' if changed else 'unchanged'}")
             return 0
         check_code_file(args.campaign)
+        start = time.perf_counter()
         summary = run_stage(args.stage, args.campaign)
+        # Wall time and peak memory of the stage's own work (imports included), for
+        # `benchmarks.round_scale` and for anyone reading a slow round's log.
+        summary["seconds"] = round(time.perf_counter() - start, 2)
+        summary["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     except InputError as exc:
         print(f"deimos stage {args.stage}: error: {exc}", file=sys.stderr)
         return 2

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: install demo data test bench benchmark benchmark-cpu splicing-ceiling study lint format clean
+.PHONY: install demo data test bench benchmark benchmark-cpu splicing-ceiling round-scale gpu-check study lint format clean
 
 install: $(STAMP)
 
@@ -51,6 +51,15 @@ benchmark-cpu: $(STAMP) $(FASHION_MNIST)
 # How well the SplicingCNN learns the simulated assay from 200 to 20,000 labels (README table).
 splicing-ceiling: $(STAMP)
 	$(PY) -m benchmarks.splicing_ceiling
+
+# `deimos round` on a simulated campaign with a 265,137-sequence pool and 300 labels, per stage.
+round-scale: $(STAMP)
+	$(PY) -m benchmarks.round_scale
+
+# On a CUDA machine: the `cuda` tests and a timing table (<= 8 min on one H100). Without CUDA the
+# tests skip with the reason and it exits 0; DEIMOS_CHECK_DEVICE=cpu dry-runs it on the CPU.
+gpu-check: $(STAMP)
+	$(PY) -m benchmarks.gpu_check
 
 study: $(STAMP)
 	$(PY) -m deimos.acquisition.optimality --out out/batch_optimality

@@ -182,6 +182,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     """`deimos predict` in shards through the Prefect `score-pool` flow (Dask when asked)."""
+    from deimos.uncertainty.config import DEVICE_RE
     from deimos_cli.lab_loop import _prefect_defaults
 
     if args.shards < 1 or args.workers < 1:
@@ -189,6 +190,8 @@ def cmd_score(args: argparse.Namespace) -> int:
     for path, what in ((args.model, "model"), (args.fasta, "FASTA pool")):
         if not path.is_file():
             raise InputError(f"{path}: {what} file not found")
+    if args.device is not None and not DEVICE_RE.fullmatch(args.device):
+        raise InputError(f"--device {args.device!r} is not a device: use cpu, cuda or cuda:N")
     _prefect_defaults()
     params = {
         "model_path": str(args.model),
@@ -197,6 +200,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         "n_masks": args.masks,
         "seed": args.seed,
         "shards": args.shards,
+        "device": args.device,
     }
     if args.dask_address or args.workers > 1:
         from flows.score_pool import score_pool_on_dask
@@ -258,6 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shards", type=int, default=4, help="prediction tasks")
     p.add_argument("--workers", type=int, default=1, help="local Dask worker processes")
     p.add_argument("--dask-address", help="scheduler of an existing Dask cluster")
+    p.add_argument(
+        "--device", help="where shards compute: cpu, cuda, cuda:N (default: CUDA when available)"
+    )
     p.add_argument("--out", type=Path, required=True, help=".npy to write; ids go beside it")
     p.set_defaults(handler=cmd_score)
 

@@ -21,9 +21,18 @@ from tasks.scoring_tasks import plan_shards, predict_shard, save_predictions
 
 @flow(name="score-pool")
 def score_pool(
-    model_path: str, fasta: str, out: str, n_masks: int = 50, seed: int = 0, shards: int = 1
+    model_path: str,
+    fasta: str,
+    out: str,
+    n_masks: int = 50,
+    seed: int = 0,
+    shards: int = 1,
+    device: str | None = None,
 ) -> dict[str, Any]:
     """Predict every sequence of `fasta` under `n_masks` fixed masks, `shards` tasks at once.
+
+    `device` ("cpu", "cuda", "cuda:1", ...) is where each shard computes; `None` picks CUDA
+    when the worker has it, else the CPU.
 
     Returns:
         `out` (the .npy path), `n` (sequences), `n_masks`, `shards` (ranges actually used).
@@ -34,7 +43,7 @@ def score_pool(
     ranges = plan_shards(len(ids), shards)
     logger.info("score-pool: %d sequences in %d shards, J=%d", len(ids), len(ranges), n_masks)
     futures = [
-        predict_shard.submit(model_path, fasta, start, stop, n_masks, seed)
+        predict_shard.submit(model_path, fasta, start, stop, n_masks, seed, device)
         for start, stop in ranges
     ]
     parts = [f.result() for f in futures]

@@ -37,7 +37,13 @@ def plan_shards(n: int, n_shards: int) -> list[tuple[int, int]]:
 
 @task(name="predict-shard", task_run_name="shard-{start}-{stop}", cache_policy=NO_CACHE)
 def predict_shard(
-    model_path: str, fasta: str, start: int, stop: int, n_masks: int, seed: int
+    model_path: str,
+    fasta: str,
+    start: int,
+    stop: int,
+    n_masks: int,
+    seed: int,
+    device: str | None = None,
 ) -> np.ndarray:
     """`(stop - start, J)` fixed-mask predictions of pool rows `start..stop-1`."""
     model = load_model(Path(model_path))
@@ -46,7 +52,13 @@ def predict_shard(
         raise InputError(f"{fasta}: shard {start}..{stop} outside the {len(pool.ids)} sequences")
     X = one_hot(list(pool.seqs[start:stop]), ids=list(pool.ids[start:stop]))
     return predict_fixed_masks(
-        model, X, n_masks=n_masks, seed=seed, batch_size=PREDICT_BATCH, progress=False
+        model,
+        X,
+        n_masks=n_masks,
+        seed=seed,
+        batch_size=PREDICT_BATCH,
+        device=device,
+        progress=False,
     ).numpy()
 
 

@@ -14,11 +14,11 @@ __all__ = ["Task", "TrainConfig"]
 Task = Literal["regression", "classification"]
 
 # torch.device's accelerator types; the index, when given, is checked by torch at training time.
-_DEVICE_RE = re.compile(r"(cpu|cuda|mps|xpu|meta|hpu|mtia|privateuseone)(:\d+)?")
+DEVICE_RE = re.compile(r"(cpu|cuda|mps|xpu|meta|hpu|mtia|privateuseone)(:\d+)?")
 
 
 def _device(value: str | None) -> str | None:
-    if value is not None and not _DEVICE_RE.fullmatch(value):
+    if value is not None and not DEVICE_RE.fullmatch(value):
         raise ValueError("is not a device: use cpu, cuda, cuda:N, mps or null for the best one")
     return value
 

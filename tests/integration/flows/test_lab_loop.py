@@ -458,6 +458,12 @@ def test_cli_lab_campaign_from_fasta_and_labels(prefect_server, tmp_path):
     assert "batch for the lab" in done.stdout
     batch = pd.read_csv(root / "queue/outbox/round-0/batch.csv", dtype={"id": str})
     assert len(batch) == 5 and not set(batch["id"]) & set(lib.ids[:30])
+    # Every stage reports its wall time and peak memory; benchmarks.round_scale reads them.
+    from benchmarks.round_scale import stage_times
+
+    stages = stage_times((done.stdout + done.stderr).splitlines())
+    assert set(stages) == {"prepare", "train", "predict", "select", "export"}
+    assert all(seconds > 0 and peak_mb > 50 for seconds, peak_mb in stages.values())
 
     bad = write_csv(tmp_path / "bad.csv", ["id,donor_usage", f"{batch['id'][0]},-3"])
     done = deimos("ingest", bad, "--campaign", root, api_url=prefect_server)

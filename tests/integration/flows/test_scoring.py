@@ -95,3 +95,7 @@ def test_cli_score_equals_cli_predict_and_refuses_missing_files(prefect_server, 
                  "--out", str(out)]) == 2  # fmt: skip
     assert "nope.pt: model file not found" in capsys.readouterr().err
     assert not out.exists()
+    assert main(["score", "--model", str(pool / "model.pt"), "--fasta", str(pool / "pool.fasta"),
+                 "--device", "gpu0", "--out", str(out)]) == 2  # fmt: skip
+    assert "--device 'gpu0' is not a device" in capsys.readouterr().err
+    assert not out.exists()

@@ -2,9 +2,12 @@
 
 Each case runs in its own Python process so that its peak memory (the process's peak resident
 set size, inputs and interpreter included) is its own. Timings cover the selection call only, not
-the generation of the random predictions. Beside each DEIMOS time the table prints a floor: the
-bytes a pick must move (`bytes_per_pick`) times the batch size, over the read bandwidth this
-process measures on a 512 MiB reduction, so the distance to the machine's limit is visible.
+the generation of the random predictions. Beside each DEIMOS time the table prints a floor, the
+larger of two: the bytes a pick must move (`bytes_per_pick`) over the read bandwidth this process
+measures on a 512 MiB reduction ("memory"), and the flops a pick must do (`flops_per_pick`) over
+the rate of a dense 2048 x 2048 product in the case's dtype ("compute"), times the batch size.
+"x floor" is the distance to the machine's limit. The first line names the machine, since these
+shared 2-core machines differ between sessions.
 """
 
 from __future__ import annotations
@@ -125,6 +128,33 @@ def bytes_per_pick(case: Case) -> int:
     return case.n * itemsize * (k * case.n_masks + 2 * 2 * k * k)
 
 
+def flops_per_pick(case: Case) -> int:
+    """Multiply-adds x 2 one DEIMOS pick cannot avoid: the candidates' factors times the pick's
+    update vectors, and (blocks) the rank-k update of the two running `k x k` blocks.
+
+    Scalar paths (regression, binary) multiply each candidate's `J` factors by two vectors
+    (`4 n J`). With `k = c - 1 >= 2` a pick needs `F_x [U, E]` for every candidate (`4 n k^2 J`)
+    and `B B^T`, `B E^T` per candidate (`4 n k^3`, the second symmetrised).
+    """
+    k = 1 if case.n_classes <= 2 else case.n_classes - 1
+    if k == 1:
+        return 4 * case.n * case.n_masks
+    return case.n * (4 * k * k * case.n_masks + 4 * k**3)
+
+
+def measured_gemm_rate(dtype: str, size: int = 2048) -> float:
+    """This process's dense matrix-product rate in flop/s: best of 3 `size x size` products."""
+    import torch
+
+    a = torch.randn(size, size, dtype=getattr(torch, dtype))
+    best = math.inf
+    for _ in range(3):
+        start = time.perf_counter()
+        a @ a
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
+
+
 def measured_bandwidth(n_bytes: int = 1 << 29) -> float:
     """This process's read bandwidth in bytes/s: best of 5 full reductions over 512 MiB."""
     import torch
@@ -164,18 +194,39 @@ def run_case(case: Case) -> dict[str, object]:
     row["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     if case.method == "deimos":
         bandwidth = measured_bandwidth()
-        floor = case.batch_size * bytes_per_pick(case) / bandwidth
+        gemm_rate = measured_gemm_rate(case.dtype)
+        memory_floor = case.batch_size * bytes_per_pick(case) / bandwidth
+        compute_floor = case.batch_size * flops_per_pick(case) / gemm_rate
+        floor = max(memory_floor, compute_floor)
         row["bandwidth_gb_s"] = round(bandwidth / 1e9, 1)
+        row["gemm_gflop_s"] = round(gemm_rate / 1e9, 1)
         row["floor_seconds"] = float(f"{floor:.3g}")
+        row["bound"] = "memory" if memory_floor >= compute_floor else "compute"
         row["x_floor"] = round(seconds / floor, 1)
     return row
+
+
+def machine_line() -> str:
+    """CPU model, torch threads and version: which machine the table is from."""
+    import platform
+
+    import torch
+
+    model = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as handle:
+            names = [ln.split(":", 1)[1].strip() for ln in handle if ln.startswith("model name")]
+        model = f"{names[0]} x {len(names)}" if names else model
+    except OSError:
+        pass
+    return f"machine: {model}; torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
 def format_table(rows: list[dict[str, object]]) -> str:
     """Markdown table of benchmark rows."""
     columns = (
-        "case", "method", "n", "J", "c", "b", "dtype", "seconds", "floor s", "x floor",
-        "read GB/s", "peak RSS (MB)",
+        "case", "method", "n", "J", "c", "b", "dtype", "seconds", "floor s", "bound", "x floor",
+        "read GB/s", "GEMM GFLOP/s", "peak RSS (MB)",
         "dense s", "speedup", "same picks as dense", "target",
     )  # fmt: skip
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
@@ -183,7 +234,8 @@ def format_table(rows: list[dict[str, object]]) -> str:
         lines.append(
             f"| {r['name']} | {r['method']} | {r['n']:,} | {r['n_masks']} | {r['n_classes']} "
             f"| {r['batch_size']} | {r['dtype']} | {r['seconds']} | {r.get('floor_seconds', '')} "
-            f"| {r.get('x_floor', '')} | {r.get('bandwidth_gb_s', '')} | {r['peak_rss_mb']} "
+            f"| {r.get('bound', '')} | {r.get('x_floor', '')} | {r.get('bandwidth_gb_s', '')} "
+            f"| {r.get('gemm_gflop_s', '')} | {r['peak_rss_mb']} "
             f"| {r.get('dense_seconds', '')} | {r.get('speedup', '')} "
             f"| {r.get('same_picks', 'n/a (dense does not fit)')} | {r['target']} |"
         )
@@ -216,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
             text=True,
         )
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    print(machine_line())
     print(format_table(rows))
     return 0
 

@@ -137,6 +137,94 @@ def bench_model(
     return Row(name, X.shape[0], det_s, masks_s, n_masks, det_mib, masks_mib)
 
 
+def breakdown(
+    model: DropoutModel, X: torch.Tensor, n_masks: int, batch_size: int, repeats: int
+) -> str:
+    """Where the time of the two predictions goes, part by part, on the same batches.
+
+    Times, fastest of `repeats` with the parts interleaved (so a slow spell of the machine hits
+    all of them): the trunk alone (`model.features`), the head with dropout off, the head under
+    the `J` masks folded into its weights, and the two whole predictions. The ratio the parts
+    predict, `(trunk + masked head) / (trunk + plain head)`, is printed beside the measured one.
+    """
+    from deimos.uncertainty.predict import _head_under_masks, _masked_head_weights, draw_head_masks
+
+    model.eval()
+    batches = [X[i : i + batch_size] for i in range(0, X.shape[0] - batch_size + 1, batch_size)]
+    n = len(batches) * batch_size
+    X = X[:n]
+    with torch.inference_mode():
+        weights = _masked_head_weights(model, draw_head_masks(model, n_masks, 0))
+        feats = [model.features(x) for x in batches]
+        blocks = list(model.head_blocks())
+
+        def trunk() -> None:
+            for x in batches:
+                model.features(x)
+
+        def head_plain() -> None:
+            for f in feats:
+                h = f
+                for block in blocks:
+                    h = block(h)
+
+        def head_masked() -> None:
+            for f in feats:
+                _head_under_masks(model, weights, f)
+
+        # The masked head's steps apart (SplicingCNN: one hidden layer, then the output).
+        W_I_JO, b_JO = weights[0]
+        hidden = [torch.relu(torch.addmm(b_JO, f, W_I_JO)) for f in feats]
+
+        def head_product() -> None:
+            for f in feats:
+                torch.addmm(b_JO, f, W_I_JO)
+
+        def head_product_no_bias() -> None:
+            for f in feats:
+                torch.mm(f, W_I_JO)
+
+        def head_activation() -> None:
+            for h in hidden:
+                torch.relu(h)
+
+        def head_permute() -> None:
+            for h in hidden:
+                h.reshape(batch_size, n_masks, -1).permute(1, 2, 0).contiguous()
+
+        dev = torch.device("cpu")
+        parts: dict[str, Callable[[], object]] = {
+            "trunk (convolutions)": trunk,
+            "head, dropout off": head_plain,
+            f"head under {n_masks} masks": head_masked,
+            "whole plain pass": lambda: predict_mean(model, X, batch_size, dev, progress=False),
+            f"whole {n_masks}-mask pass": lambda: predict_fixed_masks(
+                model, X, n_masks=n_masks, batch_size=batch_size, device=dev, progress=False
+            ),
+        }
+        steps: dict[str, Callable[[], object]] = {
+            "  first layer addmm": head_product,
+            "  (same, mm without bias)": head_product_no_bias,
+            "  ReLU, out of place": head_activation,
+            "  permute to (J, O, B) copy": head_permute,
+        }
+        if len(blocks) == 2:
+            parts = {**dict(list(parts.items())[:3]), **steps, **dict(list(parts.items())[3:])}
+        best = dict.fromkeys(parts, float("inf"))
+        for _ in range(repeats):
+            for name, fn in parts.items():
+                start = time.perf_counter()
+                fn()
+                best[name] = min(best[name], time.perf_counter() - start)
+    names = list(parts)
+    lines = [f"{type(model).__name__}, {n:,} points, batch {batch_size}, fastest of {repeats}:"]
+    lines += [f"  {name:<28} {best[name]:8.2f} s" for name in names]
+    predicted = (best[names[0]] + best[names[2]]) / (best[names[0]] + best[names[1]])
+    measured = best[names[-1]] / best[names[-2]]
+    lines.append(f"  ratio predicted by the parts {predicted:.2f}, measured {measured:.2f}")
+    return "\n".join(lines)
+
+
 def format_table(rows: list[Row]) -> str:
     """Plain-text table of the rows."""
     header = (
@@ -164,12 +252,22 @@ def main(argv: list[str] | None = None) -> int:
         "--repeats", type=int, default=None, help="runs per timing, fastest kept (quick: 3)"
     )
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="time trunk, plain head and masked head apart (SplicingCNN; default n 65,536)",
+    )
     args = parser.parse_args(argv)
     if args.n is not None and args.n < 1:
         parser.error(f"--n must be positive, got {args.n}")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     repeats = args.repeats or (3 if args.quick else 1)
+    if args.breakdown:
+        n = args.n or (QUICK_SEQUENCES if args.quick else 65_536)
+        X = random_sequences(n, 101, 0)
+        print(breakdown(SplicingCNN(), X, args.masks, args.batch_size, args.repeats or 3))
+        return 0
     n_seq = args.n or (QUICK_SEQUENCES if args.quick else N_SEQUENCES)
     n_img = args.n or (QUICK_IMAGES if args.quick else N_IMAGES)
     rows = [

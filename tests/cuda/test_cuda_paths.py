@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from benchmarks.acquisition import Case, default_tau_inv, make_predictions
+from benchmarks.prediction import random_sequences
 from deimos.acquisition.deimos import select_deimos
 
 pytestmark = pytest.mark.cuda
@@ -60,17 +61,11 @@ def test_selection_with_a_separate_pool_and_candidates_on_device(check_device):
     assert set(on_cpu.indices) <= set(candidates.tolist())
 
 
-def _random_sequences(n: int, seed: int) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(seed)
-    bases = torch.randint(0, 4, (n, 101), generator=gen)
-    return torch.nn.functional.one_hot(bases, 4).transpose(1, 2).float().contiguous()
-
-
 def test_fixed_mask_predictions_on_device_match_the_cpu(check_device):
     from deimos.uncertainty.predict import predict_fixed_masks
     from models import ImageCNN, SplicingCNN
 
-    seqs = _random_sequences(1_000, seed=0)
+    seqs = random_sequences(1_000, 101, seed=0)
     splicing = SplicingCNN(seed=1)
     cpu = predict_fixed_masks(splicing, seqs, n_masks=20, seed=3, device="cpu")
     dev = predict_fixed_masks(splicing, seqs, n_masks=20, seed=3, device=check_device)
@@ -93,7 +88,7 @@ def test_one_training_epoch_on_device(check_device):
     from deimos.uncertainty.train import train_model
     from models import SplicingCNN
 
-    X = _random_sequences(300, seed=6)
+    X = random_sequences(300, 101, seed=6)
     # A learnable target: the G+C content of the sequence, centred.
     y = X[:, 1:3].sum(dim=(1, 2)) / 101.0
     y = (y - y.mean()).numpy()
